@@ -1,0 +1,5 @@
+"""(to be written) command routes: graph."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["graph"])

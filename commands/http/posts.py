@@ -1,0 +1,5 @@
+"""(to be written) command routes: posts."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["posts"])

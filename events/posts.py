@@ -1,0 +1,33 @@
+"""Stream `posts`: created and deleted posts. Keyed by post id."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from events.envelope import EventBase
+
+PostAudience = Literal["public", "followers"]
+
+
+class PostEvent(EventBase):
+    STREAM: ClassVar[str] = "posts"
+
+
+class PostCreated(PostEvent):
+    """`mentions` are the user ids the caption's @names resolved to when posted."""
+
+    type: Literal["PostCreated"] = "PostCreated"
+    version: Literal[1] = 1
+    post_id: int
+    author_id: int
+    caption: str
+    media_ids: tuple[int, ...]
+    audience: PostAudience
+    mentions: tuple[int, ...] = ()
+
+
+class PostDeleted(PostEvent):
+    type: Literal["PostDeleted"] = "PostDeleted"
+    version: Literal[1] = 1
+    post_id: int
+    author_id: int

@@ -1,0 +1,63 @@
+"""Composition root of the embedded process: SQLite log and read models, local media."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from commands.bus import CommandBus
+from events.ids import IdGenerator
+from infra.auth import TokenService
+from infra.container import Container
+from infra.media.local_store import LocalDiskMediaStore
+from infra.projector import Projector
+from infra.pubsub import InProcessPubSub
+from infra.ratelimit import RateLimiter
+from infra.settings import Settings
+from infra.storage.sqlite_eventlog import SqliteEventLog, connect
+from infra.storage.sqlite_readmodel import SqliteReadModel
+from projections.registry import PROJECTIONS, all_tables
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Container:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = SqliteEventLog(settings.data_dir / "events.db")
+    read_conn = connect(settings.data_dir / "readmodels.db")
+    read = SqliteReadModel(read_conn, all_tables())
+    read.create_schema()
+    projector = Projector(log, read, PROJECTIONS)
+    projector.catch_up()  # whatever the log holds beyond the read models (e.g. after a crash)
+    new_id = IdGenerator(settings.shard_id)
+    pubsub = InProcessPubSub()
+    bus = CommandBus(log, read, new_id, clock, after_append=lambda pos: projector.catch_up(until=pos))
+
+    def close() -> None:
+        log.close()
+        read_conn.close()
+
+    container = Container(
+        settings=settings,
+        log=log,
+        read=read,
+        projector=projector,
+        bus=bus,
+        media=LocalDiskMediaStore(settings.data_dir / "media"),
+        tokens=TokenService(settings.resolved_jwt_secret(), settings.jwt_ttl_seconds),
+        pubsub=pubsub,
+        login_limiter=RateLimiter(settings.login_attempts_per_minute),
+        write_limiter=RateLimiter(settings.writes_per_minute),
+        new_id=new_id,
+        clock=clock,
+        close=close,
+    )
+    for wire in WIRING:
+        wire(container)
+    return container
+
+
+# Each feature may hook into a freshly built container (periodic jobs, listeners).
+WIRING: list[Callable[[Container], None]] = []

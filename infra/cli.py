@@ -1,0 +1,83 @@
+"""The `glimpse` command: serve, seed, and room for worker / replay / bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from infra.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from infra.app import create_app
+    from infra.bootstrap import build_embedded
+
+    settings = _settings(args)
+    started = time.monotonic()
+    container = build_embedded(settings)
+    if args.seed_if_empty and container.log.head() == 0:
+        from infra.demo.seed import seed
+
+        report = seed(container)
+        print(report.summary())
+    app = create_app(container)
+    print(f"Glimpse is up in {time.monotonic() - started:.1f}s: http://{settings.host}:{settings.port}")
+    print(f"  API docs: http://{settings.host}:{settings.port}/docs")
+    demo = settings.data_dir / "demo-login.txt"
+    if demo.exists():
+        print(f"  demo login: {demo.read_text().strip()}")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    container.close()
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from infra.bootstrap import build_embedded
+    from infra.demo.seed import seed
+
+    container = build_embedded(_settings(args))
+    report = seed(container, users=args.users)
+    print(report.summary())
+    container.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="glimpse", description="Glimpse: event-sourced photo sharing backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the embedded app (one process, SQLite, local media)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir")
+    serve.add_argument("--seed-if-empty", action="store_true", help="load demo data into an empty data dir")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
+
+    seed_cmd = sub.add_parser("seed", help="load demo data (users, follows, posts, stories, engagement)")
+    seed_cmd.add_argument("--data-dir")
+    seed_cmd.add_argument("--users", type=int, default=300)
+    seed_cmd.set_defaults(func=cmd_seed)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Launchers for the real servers of the scale stack (Kafka, Cassandra, Redis, S3)."""

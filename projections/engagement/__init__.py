@@ -1,0 +1,14 @@
+"""(to be written) the engagement read model."""
+
+from __future__ import annotations
+
+from events.union import Event
+from projections.projection import Projection
+from projections.store import Op, ReadModel
+
+
+def project(event: Event, read: ReadModel) -> list[Op]:
+    return []
+
+
+PROJECTION = Projection("engagement", 1, (), project)
