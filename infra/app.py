@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from commands.http import accounts as accounts_commands
+from commands.http import engagement as engagement_commands
 from commands.http import graph as graph_commands
 from commands.http import media as media_commands
 from commands.http import notifications as notification_commands
@@ -18,6 +19,7 @@ from commands.http import stories as story_commands
 from infra.container import Container, PeriodicJob
 from infra.http import errors
 from query_api import accounts, feed, graph, media, notifications, posts, stories
+from query_api import engagement as engagement_queries
 from query_api import ops as ops_routes
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ ROUTERS = (
     media_commands.router,
     post_commands.router,
     story_commands.router,
+    engagement_commands.router,
     notification_commands.router,
     accounts.router,
     graph.router,
@@ -35,6 +38,7 @@ ROUTERS = (
     posts.router,
     feed.router,
     stories.router,
+    engagement_queries.router,
     notifications.router,
     ops_routes.router,
 )

@@ -9,6 +9,8 @@ from commands.bus import CommandBus
 from events.ids import IdGenerator
 from infra.auth import TokenService
 from infra.container import Container
+from infra.jobs import wire as wire_stories_and_notifications
+from infra.media import collector as media_collector
 from infra.media.local_store import LocalDiskMediaStore
 from infra.projector import Projector
 from infra.pubsub import InProcessPubSub
@@ -61,3 +63,5 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
 
 # Each feature may hook into a freshly built container (periodic jobs, listeners).
 WIRING: list[Callable[[Container], None]] = []
+WIRING.append(media_collector.wire)  # delete media blobs once an erased account no longer uses them
+WIRING.append(wire_stories_and_notifications)  # story expiry job, notification announcer for SSE

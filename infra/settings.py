@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     story_ttl_seconds: int = 24 * 3600
     story_expiry_interval_seconds: float = 60.0
     story_viewer_limit: int = 10_000
+    notification_keepalive_seconds: float = Field(15.0, gt=0, description="SSE keep-alive comment interval")
 
     max_caption_chars: int = 2200
     max_comment_chars: int = 1000
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = 50_000_000
 
     feed_fanout_cap: int = Field(800, description="newest entries kept per home feed")
+    suggestion_followee_scan: int = Field(200, ge=1, description="followees read per suggestions request")
+    suggestion_edge_scan: int = Field(5000, ge=1, description="follow edges read per suggestions request")
     consistency_wait_seconds: float = 2.0
 
     def resolved_jwt_secret(self) -> str:

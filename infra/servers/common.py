@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,10 +90,42 @@ def maven_install(name: str, version: str) -> Path:
     return libs
 
 
-def free_port() -> int:
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port that is free now, below the kernel's ephemeral range.
+
+    A port from bind(0) lies in the ephemeral range, where any outgoing connection
+    on the box may take it as its source port in the seconds before a JVM binds it.
+    """
+    low = _ephemeral_low()
+    top = low - 1 if low > 12000 else 30000
+    for _ in range(500):
+        port = random.randint(10000, top)
+        with _handed_out_lock:
+            if port in _handed_out or not _bindable(port):
+                continue
+            _handed_out.add(port)
+            return port
+    raise ServerError("no free port found below the ephemeral range")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -110,12 +144,15 @@ def make_data_dir(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"glimpse-{name}-")).resolve()
 
 
-def log_tail(path: Path, lines: int = 60) -> str:
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The log's first error lines (a JVM's shutdown noise buries them) and its last lines."""
     try:
         content = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return f"(no log at {path})"
-    return "\n".join(content[-lines:])
+    errors = [line for line in content if any(word in line for word in ("ERROR", "FATAL", "Exception"))]
+    head = ["--- first error lines ---", *errors[:10], "--- last lines ---"] if errors else []
+    return "\n".join([*head, *content[-lines:]])
 
 
 @dataclass
@@ -160,11 +197,11 @@ class Server:
     def is_ours(self) -> bool:
         """True while the pid is alive and still the process we started.
 
-        Every server runs with its data dir as working directory, so a recycled
-        pid of some unrelated process is never signalled.
+        Every server runs inside its data dir (versitygw moves on into its bucket
+        root), so a recycled pid of some unrelated process is never signalled.
         """
         try:
-            if os.readlink(f"/proc/{self.pid}/cwd") != str(self.data_dir):
+            if not Path(os.readlink(f"/proc/{self.pid}/cwd")).is_relative_to(self.data_dir):
                 return False
             with open(f"/proc/{self.pid}/stat") as stat:
                 return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -177,7 +214,7 @@ class Server:
         return self.is_ours()
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process is not None or self.is_ours():
+        if self.alive():
             _signal_group(self.pid, signal.SIGTERM)
             if not self._wait_gone(timeout):
                 _signal_group(self.pid, signal.SIGKILL)
@@ -232,7 +269,7 @@ def wait_ready(
         try:
             probe()
             return
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001, RUF100 - any failure means "not ready yet"
             last_error = error
         time.sleep(interval_s)
     reason = "exited" if not server.alive() else f"was not ready after {deadline_s:.0f}s"

@@ -16,6 +16,7 @@ from infra.servers.common import (
     java,
     make_data_dir,
     maven_install,
+    port_open,
     render,
     spawn,
     timed,
@@ -53,6 +54,10 @@ def _cluster_id() -> str:
 
 
 async def _create_and_list_topic(bootstrap: str) -> None:
+    host, _, port = bootstrap.rpartition(":")
+    # aiokafka logs every refused connection; a plain socket check keeps the wait quiet.
+    if not port_open(int(port), host):
+        raise ServerError(f"{bootstrap} not accepting connections yet")
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 from infra.servers.common import (
     Server,
@@ -35,10 +36,11 @@ def install() -> str:
     say("[redis] installing Debian package redis-server")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-    if subprocess.run(command, env=env, check=False).returncode != 0:
+    # apt's chatter goes to stderr: stdout carries only the stack's export lines.
+    if subprocess.run(command, env=env, stdout=sys.stderr, check=False).returncode != 0:
         # A fresh machine has no package lists yet.
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
-        subprocess.run(command, env=env, check=True)
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=sys.stderr, check=True)
+        subprocess.run(command, env=env, stdout=sys.stderr, check=True)
     found = shutil.which("redis-server")
     if not found:
         raise ServerError("apt-get installed redis-server but it is not on PATH")

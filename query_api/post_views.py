@@ -1,0 +1,126 @@
+"""Post responses and privacy-filtered paging, shared by every route that lists posts
+(a post, an author's posts, the home feed, bookmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from projections.engagement import post_engagement
+from projections.media import MEDIA
+from projections.posts import POSTS
+from projections.posts.views import post_view
+from projections.privacy import Privacy
+from projections.store import ReadModel, Row
+
+
+class RenditionOut(BaseModel):
+    url: str
+    width: int
+    height: int
+    format: str
+
+
+class MediaOut(BaseModel):
+    id: str
+    status: str
+    kind: str
+    width: int
+    height: int
+    renditions: list[RenditionOut]
+
+
+class MediaDetail(MediaOut):
+    """GET /v1/media/{id}: `reason` is present only when processing failed."""
+
+    reason: str | None = None
+
+
+class AuthorOut(BaseModel):
+    id: str
+    username: str
+    display_name: str
+
+
+class PostOut(BaseModel):
+    id: str
+    author: AuthorOut
+    caption: str
+    media: list[MediaOut]
+    audience: str
+    created_at: str
+    like_count: int
+    comment_count: int
+    liked: bool
+    bookmarked: bool
+
+
+class PostPage(BaseModel):
+    items: list[PostOut]
+    next_cursor: str | None
+
+
+def visible(privacy: Privacy, post: Row | None, viewer: int | None) -> bool:
+    return post is not None and privacy.can_see_post(viewer, int(post["author_id"]), str(post["audience"]))
+
+
+def load_visible_post(read: ReadModel, privacy: Privacy, post_id: int, viewer: int | None) -> Row | None:
+    post = read.get(POSTS.name, {"post_id": post_id})
+    return post if visible(privacy, post, viewer) else None
+
+
+def post_views(read: ReadModel, privacy: Privacy, rows: Sequence[Row], viewer: int | None) -> list[dict[str, Any]]:
+    """Responses for POSTS `rows`, in their order, leaving out any the viewer may not see."""
+    shown = [r for r in rows if visible(privacy, r, viewer)]
+    media_ids = list(dict.fromkeys(m for r in shown for m in r["media_ids"]))
+    media = {int(m["media_id"]): m for m in read.get_many(MEDIA.name, [{"media_id": m} for m in media_ids])}
+    engagement = post_engagement(read, [int(r["post_id"]) for r in shown], viewer)
+    views = []
+    for post in shown:
+        author = privacy.account(int(post["author_id"]))
+        if author is None:
+            continue
+        post_media = [media[m] for m in post["media_ids"] if m in media]
+        views.append(post_view(post, author, post_media, engagement[int(post["post_id"])]))
+    return views
+
+
+# fetch(before, n) -> up to n index rows with a "post_id", newest first, all below `before`.
+Fetch = Callable[[int | None, int], list[Row]]
+
+
+def collect_visible(
+    read: ReadModel,
+    privacy: Privacy,
+    fetch: Fetch,
+    viewer: int | None,
+    limit: int,
+    before: int | None,
+) -> tuple[list[Row], int | None]:
+    """Up to `limit` visible POSTS rows below `before`, and the cursor for the next page.
+
+    Index entries the viewer may not see (or whose post is gone) are skipped, so a page
+    keeps reading until it is full. A page scans a bounded number of entries; if that
+    runs out first, it comes back short with a cursor past everything scanned, so a
+    page is never wrong, only sometimes shorter than asked.
+    """
+    budget = max(10 * limit, 200)
+    kept: list[Row] = []
+    cursor, scanned = before, 0
+    while True:
+        want = limit + 1 - len(kept)
+        batch = fetch(cursor, want)
+        for entry in batch:
+            cursor, scanned = int(entry["post_id"]), scanned + 1
+            post = load_visible_post(read, privacy, cursor, viewer)
+            if post is None:
+                continue
+            kept.append(post)
+            if len(kept) > limit:
+                return kept[:limit], int(kept[limit - 1]["post_id"])
+        if len(batch) < want:
+            return kept, None
+        if scanned >= budget:
+            return kept, cursor
