@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from commands.accounts import normalize_username
 from commands.errors import NotFound
-from infra.http.deps import C, Consistent, Viewer, actor_id
+from infra.http.deps import Actor, C, Consistent, Viewer
 from projections.graph import FOLLOW_REQUESTS, GRAPH_COUNTS
 from projections.posts import USER_POST_COUNTS
 from projections.privacy import Privacy
@@ -77,8 +77,7 @@ async def get_profile(username: str, c: C, viewer: Viewer) -> Profile:
 
 
 @router.get("/v1/me", response_model=Profile)
-async def get_me(c: C, viewer: Viewer) -> Profile:
-    me = actor_id(viewer)
+async def get_me(c: C, me: Actor) -> Profile:
     account = c.privacy.account(me)
     if account is None:
         raise NotFound("no such user")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 PALETTES = [
     ((255, 94, 98), (255, 195, 113)),
@@ -38,7 +38,6 @@ def demo_image(rng: random.Random, width: int = 640, height: int = 640) -> bytes
             points.append((x, base + rng.randint(-height // 10, height // 10)))
         points.append((width, height))
         draw.polygon(points, fill=shade)
-    img = img.filter(ImageFilter.SMOOTH)
     out = io.BytesIO()
     img.save(out, "JPEG", quality=82, optimize=True)
     return out.getvalue()

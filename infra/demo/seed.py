@@ -14,14 +14,15 @@ times would dominate start-up, so every demo account shares one hash.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import httpx
 import orjson
-from fastapi.testclient import TestClient
 
 from commands import accounts
 from infra.app import create_app
@@ -117,7 +118,7 @@ def _username(i: int) -> str:
 class _Api:
     """Calls the app in process as a given user, counting failures instead of stopping."""
 
-    def __init__(self, client: TestClient, container: Container, report: SeedReport) -> None:
+    def __init__(self, client: httpx.AsyncClient, container: Container, report: SeedReport) -> None:
         self._client = client
         self._container = container
         self._report = report
@@ -128,8 +129,8 @@ class _Api:
             self._tokens[user_id] = self._container.tokens.issue(user_id)
         return {"Authorization": f"Bearer {self._tokens[user_id]}"}
 
-    def call(self, method: str, path: str, user_id: int, **kw: Any) -> Any:
-        r = self._client.request(method, path, headers=self.as_user(user_id), **kw)
+    async def call(self, method: str, path: str, user_id: int, **kw: Any) -> Any:
+        r = await self._client.request(method, path, headers=self.as_user(user_id), **kw)
         if r.status_code >= 400:
             key = f"{method} {path.split('/')[2]} {r.status_code}"
             self._report.failures[key] = self._report.failures.get(key, 0) + 1
@@ -138,23 +139,28 @@ class _Api:
 
 
 def seed(container: Container, users: int = 300, rng_seed: int = 7) -> SeedReport:
+    return asyncio.run(_seed(container, users, rng_seed))
+
+
+async def _seed(container: Container, users: int, rng_seed: int) -> SeedReport:
     started = time.monotonic()
     rng = random.Random(rng_seed)
     report = SeedReport()
     edges = load_edges(users)
     ids = _register_users(container, users, report)
-    with TestClient(create_app(container)) as client:
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://seed") as client:
         api = _Api(client, container, report)
         private = {i for i in range(users) if rng.random() < 0.1}
         for i in sorted(private):
-            api.call("PATCH", "/v1/me", ids[i], json={"private": True, "bio": "close friends only"})
+            await api.call("PATCH", "/v1/me", ids[i], json={"private": True, "bio": "close friends only"})
         for i in range(users):
             if i not in private and rng.random() < 0.5:
-                api.call("PATCH", "/v1/me", ids[i], json={"bio": f"{rng.choice(MOODS)} at {rng.choice(PLACES)}"})
-        friends = _follow(api, ids, edges, rng, report)
-        posts = _post(api, ids, friends, rng, report)
-        _engage(api, ids, friends, posts, rng, report)
-        _stories(api, ids, friends, rng, report)
+                await api.call("PATCH", "/v1/me", ids[i], json={"bio": f"{rng.choice(MOODS)} at {rng.choice(PLACES)}"})
+        friends = await _follow(api, ids, edges, rng, report)
+        posts = await _post(api, ids, friends, rng, report)
+        await _engage(api, ids, friends, posts, rng, report)
+        await _stories(api, ids, friends, rng, report)
     demo = max(range(users), key=lambda i: (i not in private, len(friends.get(i, ()))))
     report.demo_username = _username(demo)
     (container.settings.data_dir / "demo-login.txt").write_text(f"{_username(demo)} / {DEMO_PASSWORD}\n")
@@ -175,7 +181,7 @@ def _register_users(container: Container, users: int, report: SeedReport) -> lis
     return ids
 
 
-def _follow(
+async def _follow(
     api: _Api, ids: list[int], edges: list[tuple[int, int]], rng: random.Random, report: SeedReport
 ) -> dict[int, set[int]]:
     """Follow both ways along each friendship, leaving about one in eight one-sided."""
@@ -185,7 +191,7 @@ def _follow(
         if rng.random() < 0.125:
             pairs.pop(rng.randrange(2))
         for follower, followee in pairs:
-            answer = api.call("POST", f"/v1/users/{_username(followee)}/follow", ids[follower])
+            answer = await api.call("POST", f"/v1/users/{_username(followee)}/follow", ids[follower])
             if answer and answer.get("state") == "following":
                 following.setdefault(follower, set()).add(followee)
                 report.follows += 1
@@ -193,11 +199,11 @@ def _follow(
                 report.requests += 1
     # Private accounts approve most of their requests.
     for i, user_id in enumerate(ids):
-        pending = api.call("GET", "/v1/me/follow-requests?limit=100", user_id) or {"items": []}
+        pending = await api.call("GET", "/v1/me/follow-requests?limit=100", user_id) or {"items": []}
         for item in pending["items"]:
             if rng.random() >= 0.8:
                 continue
-            if api.call("POST", f"/v1/me/follow-requests/{item['username']}/approve", user_id) is not None:
+            if await api.call("POST", f"/v1/me/follow-requests/{item['username']}/approve", user_id) is not None:
                 following.setdefault(_index(item["username"]), set()).add(i)
                 report.follows += 1
                 report.requests -= 1
@@ -208,13 +214,13 @@ def _index(username: str) -> int:
     return int(username.rsplit("_", 1)[1])
 
 
-def _post(
+async def _post(
     api: _Api, ids: list[int], following: dict[int, set[int]], rng: random.Random, report: SeedReport
 ) -> list[tuple[int, str]]:
     posts = []
     for i, user_id in enumerate(ids):
         for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
-            media = api.call(
+            media = await api.call(
                 "POST", "/v1/media", user_id, files={"file": ("photo.jpg", demo_image(rng, 480, 480), "image/jpeg")}
             )
             if media is None:
@@ -223,7 +229,7 @@ def _post(
             mention = f" with @{_username(rng.choice(friends))}" if friends and rng.random() < 0.4 else ""
             caption = f"{rng.choice(MOODS).capitalize()} at {rng.choice(PLACES)}{mention} {rng.choice(TAGS)}"
             audience = "followers" if rng.random() < 0.15 else "public"
-            post = api.call(
+            post = await api.call(
                 "POST",
                 "/v1/posts",
                 user_id,
@@ -235,7 +241,7 @@ def _post(
     return posts
 
 
-def _engage(
+async def _engage(
     api: _Api,
     ids: list[int],
     following: dict[int, set[int]],
@@ -250,16 +256,22 @@ def _engage(
     for author, post_id in posts:
         fans = followers.get(author, [])
         for fan in rng.sample(fans, k=min(len(fans), rng.randint(0, 12))):
-            if api.call("POST", f"/v1/posts/{post_id}/like", ids[fan]) is not None:
+            if await api.call("POST", f"/v1/posts/{post_id}/like", ids[fan]) is not None:
                 report.likes += 1
         for fan in rng.sample(fans, k=min(len(fans), rng.randint(0, 3))):
-            if api.call("POST", f"/v1/posts/{post_id}/comments", ids[fan], json={"text": rng.choice(COMMENTS)}):
+            if await api.call("POST", f"/v1/posts/{post_id}/comments", ids[fan], json={"text": rng.choice(COMMENTS)}):
                 report.comments += 1
-        if fans and rng.random() < 0.2 and api.call("POST", f"/v1/posts/{post_id}/bookmark", ids[rng.choice(fans)]):
+        if (
+            fans
+            and rng.random() < 0.2
+            and await api.call("POST", f"/v1/posts/{post_id}/bookmark", ids[rng.choice(fans)])
+        ):
             report.bookmarks += 1
 
 
-def _stories(api: _Api, ids: list[int], following: dict[int, set[int]], rng: random.Random, report: SeedReport) -> None:
+async def _stories(
+    api: _Api, ids: list[int], following: dict[int, set[int]], rng: random.Random, report: SeedReport
+) -> None:
     followers: dict[int, list[int]] = {}
     for follower, followees in following.items():
         for followee in followees:
@@ -267,15 +279,15 @@ def _stories(api: _Api, ids: list[int], following: dict[int, set[int]], rng: ran
     for i, user_id in enumerate(ids):
         if rng.random() >= 0.2:
             continue
-        media = api.call(
+        media = await api.call(
             "POST", "/v1/media", user_id, files={"file": ("story.jpg", demo_image(rng, 360, 640), "image/jpeg")}
         )
         if media is None:
             continue
-        story = api.call("POST", "/v1/stories", user_id, json={"media_id": media["id"], "audience": "followers"})
+        story = await api.call("POST", "/v1/stories", user_id, json={"media_id": media["id"], "audience": "followers"})
         if story is None:
             continue
         report.stories += 1
         for fan in rng.sample(followers.get(i, []), k=min(len(followers.get(i, [])), rng.randint(0, 8))):
-            if api.call("POST", f"/v1/stories/{story['id']}/view", ids[fan]) is not None:
+            if await api.call("POST", f"/v1/stories/{story['id']}/view", ids[fan]) is not None:
                 report.story_views += 1

@@ -12,7 +12,7 @@ from commands.errors import Invalid, NotFound, RateLimited, Unauthorized
 from infra.container import Container
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -22,7 +22,7 @@ C = Annotated[Container, Depends(get_container)]
 _bearer = HTTPBearer(auto_error=False, description="JWT from POST /v1/sessions")
 
 
-def viewer_id(c: C, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> int | None:
+async def viewer_id(c: C, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> int | None:
     if creds is None:
         return None
     user_id = c.tokens.verify(creds.credentials)
@@ -31,7 +31,7 @@ def viewer_id(c: C, creds: Annotated[HTTPAuthorizationCredentials | None, Depend
     return user_id
 
 
-def actor_id(viewer: Annotated[int | None, Depends(viewer_id)]) -> int:
+async def actor_id(viewer: Annotated[int | None, Depends(viewer_id)]) -> int:
     if viewer is None:
         raise Unauthorized("this needs 'Authorization: Bearer <token>' from POST /v1/sessions")
     return viewer
