@@ -6,18 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-import infra.auth
 from infra.container import Container
 from tests.apphelpers import User, make_client
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests register many users; the production hash cost is not what they test."""
-    monkeypatch.setattr(infra.auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
 
 
 @pytest.fixture
