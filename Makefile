@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: install run test lint typecheck unit e2e seed clean
+.PHONY: install run test lint typecheck unit e2e integration seed clean stack stack-up stack-down stack-status
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ unit: install
 
 e2e: install
 	$(BIN)/pytest tests/e2e -q
+
+integration: install
+	$(BIN)/pytest tests/integration -q
+
+## make stack: start Kafka, Cassandra, Redis and S3 for the scale mode (stop with make stack-down)
+stack: stack-up
+stack-up: install
+	$(BIN)/python -m infra.servers.stack up
+stack-down:
+	$(BIN)/python -m infra.servers.stack down
+stack-status:
+	$(BIN)/python -m infra.servers.stack status
 
 seed: install
 	$(BIN)/glimpse seed --data-dir $(DATA_DIR)
