@@ -28,7 +28,7 @@ Handler = Callable[[CommandContext], Decision]
 class CommandResult:
     status: int
     body: bytes
-    position: int
+    token: str
     replayed: bool = False
 
 
@@ -43,7 +43,7 @@ class CommandBus:
         read: ReadModel,
         new_id: Callable[[], int],
         clock: Callable[[], datetime],
-        after_append: Callable[[int], object] | None = None,
+        after_append: Callable[[str], object] | None = None,
     ) -> None:
         self._log = log
         self._read = read
@@ -74,7 +74,7 @@ class CommandBus:
                             "this Idempotency-Key was already used with a different request",
                             code="idempotency_key_reused",
                         )
-                    return CommandResult(stored.status, stored.body, stored.position, replayed=True)
+                    return CommandResult(stored.status, stored.body, stored.token, replayed=True)
             meta = Meta(
                 actor_id=actor_id,
                 now=self._clock(),
@@ -84,9 +84,9 @@ class CommandBus:
             )
             decision = handler(CommandContext(meta=meta, read=self._read))
             body = orjson.dumps(decision.body)
-            result = StoredResult(scope, fingerprint, decision.status, body, 0) if scope else None
+            result = StoredResult(scope, fingerprint, decision.status, body, "") if scope else None
             try:
-                position = self._log.append(
+                token = self._log.append(
                     decision.events, reserve=decision.reserve, release=decision.release, result=result
                 )
             except ReservationTaken as taken:
@@ -94,5 +94,5 @@ class CommandBus:
                     f"{taken.reservation.kind} is already taken", code=f"{taken.reservation.kind}_taken"
                 ) from None
             if self._after_append is not None and decision.events:
-                self._after_append(position)
-            return CommandResult(decision.status, body, position)
+                self._after_append(token)
+            return CommandResult(decision.status, body, token)

@@ -26,7 +26,7 @@ class StoredResult:
     fingerprint: str
     status: int
     body: bytes
-    position: int
+    token: str  # the consistency token of the command's last event
 
 
 class ReservationTaken(Exception):
@@ -43,17 +43,21 @@ class EventLog(Protocol):
         reserve: Sequence[Reservation] = (),
         release: Sequence[Reservation] = (),
         result: StoredResult | None = None,
-    ) -> int:
-        """Atomically: claim reservations (or raise ReservationTaken and write nothing),
-        release others, append events, store the idempotent result. Returns the log
-        position of the last event (the head if there were none)."""
+    ) -> str:
+        """Claim reservations (or raise ReservationTaken and write nothing), release
+        others, append events, store the idempotent result. Returns the consistency
+        token of the last event: a read that waits for it sees the command's effects."""
         ...
+
+    def stored_result(self, scope: str) -> StoredResult | None: ...
+
+
+class ReadableEventLog(EventLog, Protocol):
+    """A log with one global order (SQLite, memory): what the in-process projector reads."""
 
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]: ...
 
     def head(self) -> int: ...
-
-    def stored_result(self, scope: str) -> StoredResult | None: ...
 
 
 class MediaStore(Protocol):

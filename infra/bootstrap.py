@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from commands.bus import CommandBus
 from events.ids import IdGenerator
 from infra.auth import TokenService
+from infra.consistency import LocalConsistency
 from infra.container import Container
 from infra.jobs import wire as wire_stories_and_notifications
 from infra.media import collector as media_collector
@@ -35,7 +36,7 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
     projector.catch_up()  # whatever the log holds beyond the read models (e.g. after a crash)
     new_id = IdGenerator(settings.shard_id)
     pubsub = InProcessPubSub()
-    bus = CommandBus(log, read, new_id, clock, after_append=lambda pos: projector.catch_up(until=pos))
+    bus = CommandBus(log, read, new_id, clock, after_append=lambda token: projector.catch_up(until=int(token)))
 
     def close() -> None:
         log.close()
@@ -45,11 +46,13 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
         settings=settings,
         log=log,
         read=read,
-        projector=projector,
         bus=bus,
         media=LocalDiskMediaStore(settings.data_dir / "media"),
         tokens=TokenService(settings.resolved_jwt_secret(), settings.jwt_ttl_seconds),
         pubsub=pubsub,
+        consistency=LocalConsistency(log, projector),
+        probes={"event_log": log.head, "read_models": lambda: read.get("accounts", {"user_id": 0})},
+        projector=projector,
         login_limiter=RateLimiter(settings.login_attempts_per_minute),
         write_limiter=RateLimiter(settings.writes_per_minute),
         new_id=new_id,

@@ -31,7 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     started = time.monotonic()
     container = build_embedded(settings)
-    if args.seed_if_empty and container.log.head() == 0:
+    if args.seed_if_empty and container.read.count("accounts", {}) == 0:
         from infra.demo.seed import seed
 
         report = seed(container)

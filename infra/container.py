@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from commands.bus import CommandBus
 from commands.ports import EventLog, MediaStore
@@ -15,6 +16,16 @@ from infra.ratelimit import RateLimiter
 from infra.settings import Settings
 from projections.privacy import Privacy
 from projections.store import ReadModel
+
+
+class Consistency(Protocol):
+    """Read-your-writes: wait until the read models include a write's token."""
+
+    async def wait(self, token: str, timeout: float) -> bool: ...
+
+    def metrics(self) -> dict[str, int]:
+        """Gauges for /metrics, e.g. log head, applied position, lag."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,6 @@ class Container:
     settings: Settings
     log: EventLog
     read: ReadModel
-    projector: Projector
     bus: CommandBus
     media: MediaStore
     tokens: TokenService
@@ -38,6 +48,10 @@ class Container:
     write_limiter: RateLimiter
     new_id: Callable[[], int]
     clock: Callable[[], datetime]
+    consistency: Consistency
+    # Readiness probes by name: each raises if its backing service is unusable.
+    probes: dict[str, Callable[[], object]] = field(default_factory=dict)
+    projector: Projector | None = None  # the in-process projector (embedded mode only)
     jobs: list[PeriodicJob] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
 

@@ -59,4 +59,5 @@ def wire(container: Container) -> None:
             lambda: expire_stories(container),
         )
     )
-    container.projector.subscribe(notification_announcer(container.pubsub))
+    if container.projector is not None:  # the scale stack announces from the worker
+        container.projector.subscribe(notification_announcer(container.pubsub))

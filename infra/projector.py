@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from commands.ports import EventLog
+from commands.ports import ReadableEventLog as EventLog
 from events.union import Event
 from infra.storage.sqlite_readmodel import SqliteReadModel
 from projections.projection import Projection

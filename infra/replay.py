@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from commands.ports import EventLog
+from commands.ports import ReadableEventLog as EventLog
 from infra.projector import Projector
 from infra.storage.sqlite_eventlog import connect
 from infra.storage.sqlite_readmodel import SqliteReadModel

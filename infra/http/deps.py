@@ -53,16 +53,14 @@ async def consistent(
     c: C,
     token: Annotated[
         str | None,
-        Header(alias="X-Glimpse-Consistency", max_length=32, description="from a write: wait until it is visible"),
+        Header(alias="X-Glimpse-Consistency", max_length=4096, description="from a write: wait until it is visible"),
     ] = None,
 ) -> None:
     if not token:
         return
-    try:
-        position = int(token)
-    except ValueError:
-        raise Invalid("X-Glimpse-Consistency must be the value a write returned", code="invalid_consistency") from None
-    await c.projector.wait_for(position, c.settings.consistency_wait_seconds)
+    if not token.replace(":", "").replace(",", "").replace(".", "").replace("-", "").isalnum():
+        raise Invalid("X-Glimpse-Consistency must be the value a write returned", code="invalid_consistency")
+    await c.consistency.wait(token, c.settings.consistency_wait_seconds)
 
 
 Consistent = Depends(consistent)
@@ -85,7 +83,7 @@ def run_command(
         if wait:
             raise RateLimited("too many writes; slow down", retry_after=wait)
     result = c.bus.execute(name, handler, actor_id=actor, idempotency_key=key, payload=payload)
-    headers = {"X-Glimpse-Consistency": str(result.position)}
+    headers = {"X-Glimpse-Consistency": result.token}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     if result.status == 204:

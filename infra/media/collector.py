@@ -47,4 +47,5 @@ def wire(container: Container) -> None:
         if keys:
             collect(container.read, container.media, keys)
 
-    container.projector.subscribe(on_applied)
+    if container.projector is not None:  # the scale stack collects from the worker
+        container.projector.subscribe(on_applied)

@@ -24,7 +24,7 @@ class MemoryEventLog:
         reserve: Sequence[Reservation] = (),
         release: Sequence[Reservation] = (),
         result: StoredResult | None = None,
-    ) -> int:
+    ) -> str:
         with self._lock:
             reservations = dict(self._reservations)
             for r in release:
@@ -42,9 +42,9 @@ class MemoryEventLog:
             position = len(self._events)
             if result is not None:
                 self._results[result.scope] = StoredResult(
-                    result.scope, result.fingerprint, result.status, result.body, position
+                    result.scope, result.fingerprint, result.status, result.body, str(position)
                 )
-            return position
+            return str(position)
 
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
         with self._lock:

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS command_results (
     fingerprint TEXT NOT NULL,
     status INTEGER NOT NULL,
     body BLOB NOT NULL,
-    position INTEGER NOT NULL
+    position TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -65,7 +65,7 @@ class SqliteEventLog:
         reserve: Sequence[Reservation] = (),
         release: Sequence[Reservation] = (),
         result: StoredResult | None = None,
-    ) -> int:
+    ) -> str:
         with self._lock:
             c = self._conn
             c.execute("BEGIN IMMEDIATE")
@@ -91,13 +91,13 @@ class SqliteEventLog:
                 if result is not None:
                     c.execute(
                         "INSERT INTO command_results (scope, fingerprint, status, body, position) VALUES (?, ?, ?, ?, ?)",
-                        (result.scope, result.fingerprint, result.status, result.body, position),
+                        (result.scope, result.fingerprint, result.status, result.body, str(position)),
                     )
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
-            return position
+            return str(position)
 
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
         with self._lock:
@@ -117,4 +117,4 @@ class SqliteEventLog:
                 "SELECT scope, fingerprint, status, body, position FROM command_results WHERE scope = ?",
                 (scope,),
             ).fetchone()
-        return None if row is None else StoredResult(row[0], row[1], int(row[2]), bytes(row[3]), int(row[4]))
+        return None if row is None else StoredResult(row[0], row[1], int(row[2]), bytes(row[3]), str(row[4]))
