@@ -45,6 +45,25 @@ class Settings(BaseSettings):
     suggestion_edge_scan: int = Field(5000, ge=1, description="follow edges read per suggestions request")
     consistency_wait_seconds: float = 2.0
 
+    # -- scale stack (ignored in the embedded mode) -------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = Field("glimpse", description="topics are <prefix>.<stream>")
+    kafka_partitions: int = Field(6, ge=1, description="partitions per topic when Glimpse creates them")
+    kafka_send_timeout_seconds: float = 10.0
+    cassandra_hosts: str = Field("127.0.0.1", description="comma-separated contact points")
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = "glimpse"
+    cassandra_replication_factor: int = 1
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    s3_endpoint: str = "http://127.0.0.1:7070"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "glimpse-media"
+    worker_batch_size: int = Field(500, ge=1, description="events per projection batch (stream.take)")
+    worker_batch_seconds: float = Field(0.05, gt=0, description="longest wait to fill a batch")
+    worker_group: str = Field("glimpse-projections", description="Kafka consumer group / Faust app id")
+
     def resolved_jwt_secret(self) -> str:
         """The configured secret, or one generated once and kept beside the data."""
         if self.jwt_secret:

@@ -11,7 +11,7 @@ from infra.storage.memory_eventlog import MemoryEventLog
 from infra.storage.memory_readmodel import MemoryReadModel
 from infra.storage.sqlite_eventlog import SqliteEventLog, connect
 from infra.storage.sqlite_readmodel import SqliteReadModel
-from tests.contracts.eventlog_contract import EventLogContract
+from tests.contracts.eventlog_contract import OrderedEventLogContract
 from tests.contracts.readmodel_contract import TABLES, ReadModelContract
 
 
@@ -29,12 +29,12 @@ class TestSqliteReadModel(ReadModelContract):
         return SqliteReadModel(connect(self.path), TABLES)
 
 
-class TestMemoryEventLog(EventLogContract):
+class TestMemoryEventLog(OrderedEventLogContract):
     def make(self) -> Any:
         return MemoryEventLog()
 
 
-class TestSqliteEventLog(EventLogContract):
+class TestSqliteEventLog(OrderedEventLogContract):
     @pytest.fixture(autouse=True)
     def _dir(self, tmp_path: Path) -> None:
         self.path = tmp_path / "events.db"
