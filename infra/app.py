@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from fastapi import FastAPI
 
@@ -24,7 +25,9 @@ from query_api import ops as ops_routes
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (
+Role = Literal["all", "command", "query"]
+
+COMMAND_ROUTERS = (
     accounts_commands.router,
     graph_commands.router,
     media_commands.router,
@@ -32,6 +35,8 @@ ROUTERS = (
     story_commands.router,
     engagement_commands.router,
     notification_commands.router,
+)
+QUERY_ROUTERS = (
     accounts.router,
     graph.router,
     media.router,
@@ -40,8 +45,8 @@ ROUTERS = (
     stories.router,
     engagement_queries.router,
     notifications.router,
-    ops_routes.router,
 )
+ROUTERS = (*COMMAND_ROUTERS, *QUERY_ROUTERS, ops_routes.router)
 
 
 async def _every(job: PeriodicJob) -> None:
@@ -53,7 +58,8 @@ async def _every(job: PeriodicJob) -> None:
             log.exception("periodic job %s failed", job.name)
 
 
-def create_app(container: Container) -> FastAPI:
+def create_app(container: Container, role: Role = "all") -> FastAPI:
+    """One app for everything (embedded), or the command or the query service (scale)."""
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(_every(job)) for job in container.jobs]
@@ -72,6 +78,11 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     errors.install(app)
-    for router in ROUTERS:
+    routers = {
+        "all": ROUTERS,
+        "command": (*COMMAND_ROUTERS, ops_routes.router),
+        "query": (*QUERY_ROUTERS, ops_routes.router),
+    }[role]
+    for router in routers:
         app.include_router(router)
     return app
