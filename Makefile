@@ -21,6 +21,7 @@ install: $(STAMP)
 
 ## make run: install, load demo data on first start, serve http://127.0.0.1:8000
 run: install
+	./scripts/ensure-ffmpeg.sh
 	$(BIN)/glimpse serve --seed-if-empty --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 ## make test: install, lint, type-check and run every test tier

@@ -1,9 +1,14 @@
-"""Media: what an upload may be, and the decision to record it.
+"""Media: what an upload may be, the decision to record it, and the worker's outcome.
 
 The type of an upload is sniffed from its first bytes, never taken from the
-client's header or file name. Images are then fully decoded by an adapter
-(infra/media/probe.py) before a command ever sees them; this module gets only the
-facts that came out of that: type, kind, size in pixels, size in bytes, digest.
+client's header or file name. The upload route checks only what is cheap and
+bounded (size, type, the image header's pixel count: infra/media/probe.py); the
+full decode, the renditions and every later rejection happen in the media worker
+(infra/media/worker.py), whose outcome is recorded here as MediaProcessed or
+MediaFailed. This module gets only facts, never bytes.
+
+Posts may use media that is still `processing` (the read path shows each item once
+it is ready); media that `failed` can never be used.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from dataclasses import dataclass
 
 from commands.context import CommandContext, Decision, Meta
 from commands.errors import Invalid, NotFound, Unsupported
-from events.media import MediaKind, MediaUploaded
-from projections.media import MEDIA, storage_key_for
+from events.media import MediaFailed, MediaKind, MediaProcessed, MediaUploaded, Rendition
+from projections.media import FAILED, MEDIA, PROCESSING, READY, storage_key_for
 from projections.store import ReadModel, Row
 
 
@@ -87,7 +92,7 @@ def sniff(data: bytes) -> Sniffed:
 
 @dataclass(frozen=True)
 class ProbedMedia:
-    """An upload that passed every check, described by facts taken from its bytes."""
+    """An upload that passed the upload route's checks, described by facts taken from its bytes."""
 
     content_type: str
     kind: MediaKind
@@ -118,8 +123,7 @@ def decide_upload(owner: Row | None, probed: ProbedMedia, meta: Meta) -> Decisio
         size_bytes=probed.size_bytes,
         sha256=probed.sha256,
     )
-    # The contract is asynchronous (202 + processing) even though the embedded mode is
-    # ready at once, so clients written against it keep working with a media worker.
+    # Renditions are made by the media worker; clients poll GET /v1/media/{id}.
     return Decision([event], body={"id": str(media_id), "status": "processing"}, status=202)
 
 
@@ -141,10 +145,11 @@ def parse_media_ids(raw: Sequence[str]) -> list[int]:
 
 
 def check_usable_media(owner_id: int, media_ids: Sequence[int], rows: Sequence[Row]) -> list[Row]:
-    """The rows for `media_ids`, in that order, if all exist, are the owner's and ready.
+    """The rows for `media_ids`, in that order, if all exist, are the owner's and did not fail.
 
-    Someone else's media answers the same as absent media: ids must not reveal
-    whether another user's upload exists.
+    Media still `processing` is accepted: a post can be written while its pictures
+    are being made, and each appears once ready. Someone else's media answers the
+    same as absent media: ids must not reveal whether another user's upload exists.
     """
     by_id = {int(r["media_id"]): r for r in rows}
     usable: list[Row] = []
@@ -152,11 +157,70 @@ def check_usable_media(owner_id: int, media_ids: Sequence[int], rows: Sequence[R
         row = by_id.get(media_id)
         if row is None or int(row["owner_id"]) != owner_id:
             raise Invalid(f"media {media_id} does not exist or is not yours", code="unknown_media")
-        if row["status"] != "ready":
-            raise Invalid(f"media {media_id} is not ready yet ({row['status']})", code="media_not_ready")
+        if row["status"] == FAILED:
+            reason = row.get("reason") or "processing failed"
+            raise Invalid(f"media {media_id} could not be processed: {reason}", code="media_failed")
+        if row["status"] not in (PROCESSING, READY):
+            raise Invalid(f"media {media_id} cannot be used ({row['status']})", code="media_not_ready")
         usable.append(row)
     return usable
 
 
 def load_media(read: ReadModel, media_ids: Sequence[int]) -> list[Row]:
     return read.get_many(MEDIA.name, [{"media_id": m} for m in media_ids])
+
+
+# -- the media worker's outcome -------------------------------------------------------------
+
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class ProcessedFacts:
+    """What the worker made of one upload; every rendition is already stored."""
+
+    media_id: int
+    width: int
+    height: int
+    renditions: tuple[Rendition, ...]
+    placeholder: str
+    duration_ms: int | None = None
+
+
+def _outcome_wanted(media: Row | None) -> bool:
+    """Record an outcome unless one is already in. A row not (yet) in this read model is
+    recorded anyway: the projection decides, and ignores outcomes for erased media."""
+    return media is None or media["status"] == PROCESSING
+
+
+def decide_processed(media: Row | None, facts: ProcessedFacts, meta: Meta) -> Decision:
+    if not facts.renditions:
+        raise Invalid("a processed media needs at least one rendition", code="no_renditions")
+    if not _outcome_wanted(media):
+        return Decision([], body={"id": str(facts.media_id), "recorded": False})
+    event = MediaProcessed(
+        **meta.envelope(facts.media_id),
+        media_id=facts.media_id,
+        width=facts.width,
+        height=facts.height,
+        renditions=facts.renditions,
+        placeholder=facts.placeholder,
+        duration_ms=facts.duration_ms,
+    )
+    return Decision([event], body={"id": str(facts.media_id), "recorded": True})
+
+
+def decide_failed(media: Row | None, media_id: int, reason: str, meta: Meta) -> Decision:
+    if not _outcome_wanted(media):
+        return Decision([], body={"id": str(media_id), "recorded": False})
+    text = " ".join(reason.split())[:MAX_REASON_CHARS] or "the media could not be processed"
+    event = MediaFailed(**meta.envelope(media_id), media_id=media_id, reason=text)
+    return Decision([event], body={"id": str(media_id), "recorded": True})
+
+
+def record_processed(ctx: CommandContext, facts: ProcessedFacts) -> Decision:
+    return decide_processed(ctx.read.get(MEDIA.name, {"media_id": facts.media_id}), facts, ctx.meta)
+
+
+def record_failed(ctx: CommandContext, media_id: int, reason: str) -> Decision:
+    return decide_failed(ctx.read.get(MEDIA.name, {"media_id": media_id}), media_id, reason, ctx.meta)

@@ -34,8 +34,8 @@ def decide_post_story(author: Row, media: Row | None, cmd: PostStory, ttl_second
     author_id = int(author["user_id"])
     if media is None or int(media["owner_id"]) != author_id:
         raise NotFound("no such media", code="media_not_found")
-    if media.get("status", "ready") != "ready":
-        raise Conflict("the media is not ready yet", code="media_not_ready")
+    if media.get("status") == "failed":  # still `processing` is fine: it shows once ready
+        raise Conflict("the media could not be processed", code="media_failed")
     story_id = meta.new_id()
     expires_at = meta.now + timedelta(seconds=ttl_seconds)
     event = StoryPosted(

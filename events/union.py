@@ -26,7 +26,7 @@ from events.graph import (
     Unblocked,
     Unfollowed,
 )
-from events.media import MediaUploaded
+from events.media import MediaFailed, MediaProcessed, MediaUploaded
 from events.notifications import NotificationsRead
 from events.posts import PostCreated, PostDeleted
 from events.stories import StoryExpired, StoryPosted, StoryViewed
@@ -46,6 +46,8 @@ Event = Annotated[
         Unblocked,
         CloseFriendsSet,
         MediaUploaded,
+        MediaProcessed,
+        MediaFailed,
         PostCreated,
         PostDeleted,
         Liked,

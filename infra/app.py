@@ -60,6 +60,7 @@ async def _every(job: PeriodicJob) -> None:
 
 def create_app(container: Container, role: Role = "all") -> FastAPI:
     """One app for everything (embedded), or the command or the query service (scale)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(_every(job)) for job in container.jobs]

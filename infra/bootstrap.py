@@ -12,6 +12,7 @@ from infra.consistency import LocalConsistency
 from infra.container import Container
 from infra.jobs import wire as wire_stories_and_notifications
 from infra.media import collector as media_collector
+from infra.media import worker as media_worker
 from infra.media.local_store import LocalDiskMediaStore
 from infra.projector import Projector
 from infra.pubsub import InProcessPubSub
@@ -68,3 +69,4 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
 WIRING: list[Callable[[Container], None]] = []
 WIRING.append(media_collector.wire)  # delete media blobs once an erased account no longer uses them
 WIRING.append(wire_stories_and_notifications)  # story expiry job, notification announcer for SSE
+WIRING.append(media_worker.wire)  # renditions of each upload, in a thread pool; MediaProcessed / MediaFailed

@@ -19,7 +19,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None):
         overrides["port"] = args.port
-    return Settings(**overrides)
+    if getattr(args, "mode", None):
+        overrides["mode"] = args.mode
+    settings = Settings(**overrides)
+    if hasattr(args, "mode"):
+        args.mode = settings.mode
+    return settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -30,14 +35,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     started = time.monotonic()
-    container = build_embedded(settings)
-    if args.seed_if_empty and container.read.count("accounts", {}) == 0:
+    if args.mode == "scale":
+        from infra.bootstrap_scale import build_scale
+
+        container = build_scale(settings, role=args.role)
+    else:
+        container = build_embedded(settings)
+    if args.seed_if_empty and args.mode == "embedded" and container.read.count("accounts", {}) == 0:
         from infra.demo.seed import seed
 
         report = seed(container)
         print(report.summary())
-    app = create_app(container)
-    print(f"Glimpse is up in {time.monotonic() - started:.1f}s: http://{settings.host}:{settings.port}")
+    app = create_app(container, role=args.role)
+    print(
+        f"Glimpse ({args.mode}, {args.role}) is up in {time.monotonic() - started:.1f}s: http://{settings.host}:{settings.port}"
+    )
     print(f"  API docs: http://{settings.host}:{settings.port}/docs")
     demo = settings.data_dir / "demo-login.txt"
     if demo.exists():
@@ -58,6 +70,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from infra.worker.bootstrap import run_worker
+
+    return run_worker(_settings(args), log_level=args.log_level)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse", description="Glimpse: event-sourced photo sharing backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")
+    serve.add_argument(
+        "--mode", choices=["embedded", "scale"], default=None, help="embedded (SQLite, default) or scale (servers)"
+    )
+    serve.add_argument("--role", choices=["all", "command", "query"], default="all", help="which routes to serve")
     serve.add_argument("--seed-if-empty", action="store_true", help="load demo data into an empty data dir")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
@@ -74,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     seed_cmd.add_argument("--data-dir")
     seed_cmd.add_argument("--users", type=int, default=300)
     seed_cmd.set_defaults(func=cmd_seed)
+
+    worker = sub.add_parser("worker", help="run the projection worker (Kafka -> projections -> Cassandra)")
+    worker.add_argument("--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    worker.set_defaults(func=cmd_worker)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     max_close_friends: int = 1000
     max_upload_bytes: int = 30 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    media_worker_threads: int = Field(2, ge=1, description="media jobs processed at once, each in its own thread")
+    media_job_timeout_seconds: float = Field(60.0, gt=0, description="a media job running longer fails")
+    media_poll_seconds: float = Field(1.0, gt=0, description="embedded media worker: timeouts and restart recovery")
+    max_video_seconds: float = Field(90.0, gt=0, description="longest accepted video")
 
     feed_fanout_cap: int = Field(800, description="newest entries kept per home feed")
     suggestion_followee_scan: int = Field(200, ge=1, description="followees read per suggestions request")
@@ -55,6 +59,10 @@ class Settings(BaseSettings):
     cassandra_keyspace: str = "glimpse"
     cassandra_replication_factor: int = 1
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = Field("glimpse:", description="start of every Redis key and pub/sub channel")
+    feed_cache_cap: int = Field(120, ge=1, description="newest entries of a home feed kept in Redis")
+    feed_cache_ttl_seconds: int = Field(3 * 24 * 3600, ge=1, description="a cached feed unread this long is dropped")
+    counter_cache_ttl_seconds: int = Field(3600, ge=1, description="how long a cached counter row lives")
     s3_endpoint: str = "http://127.0.0.1:7070"
     s3_access_key: str = ""
     s3_secret_key: str = ""

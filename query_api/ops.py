@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
@@ -22,7 +24,8 @@ async def readyz(c: C) -> JsonResponse:
     checks: dict[str, str] = {}
     for name, probe in c.probes.items():
         try:
-            probe()
+            # Off the event loop: probes make real (blocking) requests to their servers.
+            await asyncio.to_thread(probe)
             checks[name] = "ok"
         except Exception as exc:  # a probe's failure is the answer, not an error
             checks[name] = f"down: {type(exc).__name__}: {exc}"[:300]

@@ -1,5 +1,13 @@
 """Post responses and privacy-filtered paging, shared by every route that lists posts
-(a post, an author's posts, the home feed, bookmarks)."""
+(a post, an author's posts, the home feed, bookmarks).
+
+A post may be created while its media is still being processed. The post itself
+is visible at once (its caption, likes and comments follow the usual privacy
+rules, as the engagement commands do), but each media item shows only once it is
+`ready`: other viewers never see an item that is `processing` or `failed`, so a
+post's pictures appear as they become ready. Its author sees every item with its
+status, to follow the progress.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from projections.engagement import post_engagement
-from projections.media import MEDIA
+from projections.media import MEDIA, READY
 from projections.posts import POSTS
 from projections.posts.views import post_view
 from projections.privacy import Privacy
@@ -30,6 +38,8 @@ class MediaOut(BaseModel):
     width: int
     height: int
     renditions: list[RenditionOut]
+    placeholder: str | None = None  # a tiny `data:` image to show while a rendition loads
+    duration_ms: int | None = None  # video only
 
 
 class MediaDetail(MediaOut):
@@ -82,7 +92,8 @@ def post_views(read: ReadModel, privacy: Privacy, rows: Sequence[Row], viewer: i
         author = privacy.account(int(post["author_id"]))
         if author is None:
             continue
-        post_media = [media[m] for m in post["media_ids"] if m in media]
+        mine = viewer == int(post["author_id"])
+        post_media = [media[m] for m in post["media_ids"] if m in media and (mine or media[m]["status"] == READY)]
         views.append(post_view(post, author, post_media, engagement[int(post["post_id"])]))
     return views
 

@@ -39,6 +39,8 @@ class StoryMedia(BaseModel):
     width: int
     height: int
     renditions: list[dict[str, Any]]
+    placeholder: str | None = None
+    duration_ms: int | None = None
 
 
 class Story(BaseModel):

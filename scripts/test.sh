@@ -12,6 +12,8 @@ $BIN/ruff check .
 $BIN/ruff format --check .
 echo "== mypy"
 $BIN/mypy events commands projections query_api infra
+echo "== ffmpeg (video tests)"
+./scripts/ensure-ffmpeg.sh
 t1=$(date +%s)
 
 echo "== servers: install (first run downloads into ~/.cache/glimpse)"

@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from commands import accounts
 from commands.errors import RateLimited, Unauthorized
 from infra.auth import DUMMY_HASH, hash_password, verify_password
-from infra.http.deps import Actor, C, IdempotencyKey, run_command
+from infra.http.deps import Actor, C, Consistent, IdempotencyKey, run_command
 from projections.profile import USERNAMES
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], dependencies=[Consistent])
 
 
 class AccountCreated(BaseModel):

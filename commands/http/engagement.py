@@ -6,10 +6,10 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from commands import engagement
-from infra.http.deps import Actor, C, IdempotencyKey, id_path, run_command
+from infra.http.deps import Actor, C, Consistent, IdempotencyKey, id_path, run_command
 from query_api.engagement import CommentOut
 
-router = APIRouter(tags=["engagement"])
+router = APIRouter(tags=["engagement"], dependencies=[Consistent])
 
 
 class LikeState(BaseModel):

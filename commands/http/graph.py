@@ -8,9 +8,9 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
 from commands import graph
-from infra.http.deps import Actor, C, IdempotencyKey, run_command
+from infra.http.deps import Actor, C, Consistent, IdempotencyKey, run_command
 
-router = APIRouter(tags=["graph"])
+router = APIRouter(tags=["graph"], dependencies=[Consistent])
 
 Username = Annotated[str, Path(min_length=1, max_length=64, description="the other user's username")]
 

@@ -17,10 +17,10 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from commands import media
 from commands.errors import Invalid, TooLarge, Unsupported
-from infra.http.deps import Actor, C, IdempotencyKey, run_command
+from infra.http.deps import Actor, C, Consistent, IdempotencyKey, run_command
 from infra.media.probe import probe
 
-router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], dependencies=[Consistent])
 
 # Room for the multipart boundaries and part headers around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from commands import notifications
-from infra.http.deps import Actor, C, IdempotencyKey, run_command
+from infra.http.deps import Actor, C, Consistent, IdempotencyKey, run_command
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(tags=["notifications"], dependencies=[Consistent])
 
 
 @router.post(

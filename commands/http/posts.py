@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from commands import posts
-from infra.http.deps import Actor, C, IdempotencyKey, id_path, run_command
+from infra.http.deps import Actor, C, Consistent, IdempotencyKey, id_path, run_command
 from query_api.post_views import PostOut
 
-router = APIRouter(tags=["posts"])
+router = APIRouter(tags=["posts"], dependencies=[Consistent])
 
 
 @router.post("/v1/posts", status_code=201, response_model=PostOut)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from commands import stories
-from infra.http.deps import Actor, C, IdempotencyKey, id_path, run_command
+from infra.http.deps import Actor, C, Consistent, IdempotencyKey, id_path, run_command
 from query_api.stories import Story
 
-router = APIRouter(tags=["stories"])
+router = APIRouter(tags=["stories"], dependencies=[Consistent])
 
 
 @router.post("/v1/stories", status_code=201, response_model=Story)

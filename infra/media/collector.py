@@ -1,4 +1,5 @@
-"""Deletes media blobs that no media row uses any more (after an account is erased).
+"""Deletes media blobs that no media row uses any more: after an account is erased, and
+the original of an upload whose processing failed.
 
 Blobs are content-addressed and shared by every upload of the same bytes, so a blob
 goes only when the media read model holds no row for its key. Serving already stops
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from commands.ports import MediaStore
 from events.accounts import AccountDeleted
+from events.media import MediaFailed
 from events.union import Event
 from infra.container import Container
 from projections.media import MEDIA_BY_KEY
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def released_keys(event: Event, projection: str, ops: Sequence[Op]) -> list[str]:
     """Storage keys whose media rows this event removed."""
-    if projection != MEDIA_PROJECTION.name or not isinstance(event, AccountDeleted):
+    if projection != MEDIA_PROJECTION.name or not isinstance(event, AccountDeleted | MediaFailed):
         return []
     keys = [op.key["storage_key"] for op in ops if isinstance(op, Delete) and op.table == MEDIA_BY_KEY.name]
     return list(dict.fromkeys(keys))

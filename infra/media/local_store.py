@@ -31,6 +31,11 @@ class LocalDiskMediaStore:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
 
+    def local_path(self, key: str) -> Path | None:
+        """The file behind `key`, so the byte route can stream it and answer ranges."""
+        path = self._path(key)
+        return path if path.is_file() else None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 

@@ -1,13 +1,18 @@
 """Uploaded media: one row per media id, plus the indexes that serving and erasure need.
 
-The embedded mode stores the original as-is and it is ready at once, so a media row
-exists only for media that can be shown. `status` is kept as a column so a later
-MediaProcessed (renditions made by a worker) can move it without a schema change.
+Lifecycle: MediaUploaded inserts the row as `processing`; the media worker's outcome
+moves it to `ready` (with renditions) or `failed` (with a reason). The first outcome
+wins: a redelivered or late outcome for a row that is no longer `processing` changes
+nothing, and an outcome for a row that is gone (its owner was erased, possibly
+before the outcome arrived from another stream) writes nothing, so erased media can
+never come back through a late MediaProcessed. That guard reads the row this
+projection owns, as `_forget_owner` does.
 
-Bytes are content-addressed (the storage key is derived from the sha256), so two
-uploads of the same bytes share one blob. MEDIA_BY_KEY lists every media id that
-uses a blob: the byte route serves a key only while some live media row uses it,
-and the blob collector deletes a blob once nothing does.
+Bytes are content-addressed: originals under `originals/<sha>.<ext>` (never served:
+they still carry their metadata; released once processing failed), renditions under `renditions/<sha>.<ext>` where
+the sha256 is that of the rendition's own bytes. MEDIA_BY_KEY lists every media id
+that uses a blob: the byte route serves a rendition only while some live media row
+uses it, and the blob collector deletes a blob once nothing does.
 """
 
 from __future__ import annotations
@@ -15,10 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from events.accounts import AccountDeleted
-from events.media import MediaUploaded
+from events.media import MediaFailed, MediaProcessed, MediaUploaded
 from events.union import Event
 from projections.projection import Projection
-from projections.store import Delete, Op, Put, ReadModel, Row, SetAdd, Table
+from projections.store import Delete, Op, Patch, Put, ReadModel, Row, SetAdd, Table
 
 MEDIA = Table(
     "media",
@@ -33,8 +38,22 @@ MEDIA = Table(
         "height",
         "size_bytes",
         "sha256",
+        "renditions",
+        "placeholder",
+        "duration_ms",
+        "reason",
     ),
-    types={"status": str, "storage_key": str, "content_type": str, "kind": str, "sha256": str},
+    types={
+        "status": str,
+        "storage_key": str,
+        "content_type": str,
+        "kind": str,
+        "sha256": str,
+        "renditions": list,
+        "placeholder": str,
+        "reason": str,
+    },
+    indexes=(("status",),),  # the media worker finds uploads still `processing` after a restart
 )
 USER_MEDIA = Table("user_media", partition=("owner_id",), clustering=("media_id",))
 MEDIA_BY_KEY = Table(
@@ -45,15 +64,9 @@ MEDIA_BY_KEY = Table(
     types={"storage_key": str, "content_type": str, "sha256": str},
 )
 
-# What a stored content type is called in a rendition's `format`, and the file extension.
-FORMATS: dict[str, str] = {
-    "image/jpeg": "jpeg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/webp": "webp",
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-}
+PROCESSING, READY, FAILED = "processing", "ready", "failed"
+
+# File extensions of accepted originals, by sniffed content type.
 EXTENSIONS: dict[str, str] = {
     "image/jpeg": "jpg",
     "image/png": "png",
@@ -62,12 +75,20 @@ EXTENSIONS: dict[str, str] = {
     "video/mp4": "mp4",
     "video/quicktime": "mov",
 }
+# What each rendition format is stored and served as.
+RENDITION_EXTENSIONS: dict[str, str] = {"webp": "webp", "jpeg": "jpg", "mp4": "mp4"}
+RENDITION_TYPES: dict[str, str] = {"webp": "image/webp", "jpeg": "image/jpeg", "mp4": "video/mp4"}
 MEDIA_URL_PREFIX = "/media/"
 
 
 def storage_key_for(sha256: str, content_type: str) -> str:
-    """Content-addressed: the same bytes always land under the same key."""
+    """Where an original lives. Content-addressed: the same bytes land under the same key."""
     return f"originals/{sha256[:2]}/{sha256}.{EXTENSIONS[content_type]}"
+
+
+def rendition_key(sha256: str, fmt: str) -> str:
+    """Where a rendition lives, by the sha256 of its own bytes."""
+    return f"renditions/{sha256[:2]}/{sha256}.{RENDITION_EXTENSIONS[fmt]}"
 
 
 def public_name(storage_key: str) -> str:
@@ -76,27 +97,43 @@ def public_name(storage_key: str) -> str:
 
 
 def storage_key_of_name(name: str) -> str:
-    return f"originals/{name[:2]}/{name}"
+    """The rendition behind a public name. Originals have no public name."""
+    return f"renditions/{name[:2]}/{name}"
+
+
+def sha_of_key(storage_key: str) -> str:
+    return public_name(storage_key).split(".", 1)[0]
 
 
 def media_view(row: Row) -> dict[str, Any]:
-    """The public shape of one media row (GET /v1/media/{id}, and inside posts)."""
-    width, height = int(row["width"] or 0), int(row["height"] or 0)
-    return {
+    """The public shape of one media row (GET /v1/media/{id}, and inside posts and stories).
+
+    Renditions, placeholder and duration exist only once the media is `ready`; `reason`
+    is present only when processing failed.
+    """
+    ready = row["status"] == READY
+    renditions = (row.get("renditions") or []) if ready else []
+    view: dict[str, Any] = {
         "id": str(row["media_id"]),
         "status": row["status"],
         "kind": row["kind"],
-        "width": width,
-        "height": height,
+        "width": int(row.get("width") or 0),
+        "height": int(row.get("height") or 0),
         "renditions": [
             {
-                "url": MEDIA_URL_PREFIX + public_name(row["storage_key"]),
-                "width": width,
-                "height": height,
-                "format": FORMATS.get(row["content_type"], row["content_type"]),
+                "url": MEDIA_URL_PREFIX + public_name(r["key"]),
+                "width": int(r["width"]),
+                "height": int(r["height"]),
+                "format": r["format"],
             }
+            for r in renditions
         ],
+        "placeholder": row.get("placeholder") if ready else None,
+        "duration_ms": row.get("duration_ms") if ready else None,
     }
+    if row["status"] == FAILED:
+        view["reason"] = row.get("reason") or "the media could not be processed"
+    return view
 
 
 def _forget_owner(owner_id: int, read: ReadModel) -> list[Op]:
@@ -105,45 +142,93 @@ def _forget_owner(owner_id: int, read: ReadModel) -> list[Op]:
         media_id = entry["media_id"]
         row = read.get(MEDIA.name, {"media_id": media_id})
         if row is not None:
-            ops.append(Delete(MEDIA_BY_KEY.name, {"storage_key": row["storage_key"], "media_id": media_id}))
+            keys = [row["storage_key"], *(r["key"] for r in row.get("renditions") or [])]
+            ops += [Delete(MEDIA_BY_KEY.name, {"storage_key": k, "media_id": media_id}) for k in keys]
         ops.append(Delete(MEDIA.name, {"media_id": media_id}))
     ops.append(Delete(USER_MEDIA.name, {"owner_id": owner_id}))
+    return ops
+
+
+def _uploaded(event: MediaUploaded) -> list[Op]:
+    return [
+        # Insert-if-absent: a redelivered upload must not reset a processed row.
+        SetAdd(
+            MEDIA.name,
+            {
+                "media_id": event.media_id,
+                "owner_id": event.owner_id,
+                "status": PROCESSING,
+                "storage_key": event.storage_key,
+                "content_type": event.content_type,
+                "kind": event.kind,
+                "width": event.width,
+                "height": event.height,
+                "size_bytes": event.size_bytes,
+                "sha256": event.sha256,
+                "renditions": [],
+            },
+        ),
+        SetAdd(USER_MEDIA.name, {"owner_id": event.owner_id, "media_id": event.media_id}),
+        Put(
+            MEDIA_BY_KEY.name,
+            {
+                "storage_key": event.storage_key,
+                "media_id": event.media_id,
+                "content_type": event.content_type,
+                "sha256": event.sha256,
+            },
+        ),
+    ]
+
+
+def _processed(event: MediaProcessed) -> list[Op]:
+    ops: list[Op] = [
+        Patch(
+            MEDIA.name,
+            {"media_id": event.media_id},
+            {
+                "status": READY,
+                "width": event.width,
+                "height": event.height,
+                "renditions": [r.model_dump() for r in event.renditions],
+                "placeholder": event.placeholder,
+                "duration_ms": event.duration_ms,
+            },
+        )
+    ]
+    for r in event.renditions:
+        ops.append(
+            Put(
+                MEDIA_BY_KEY.name,
+                {
+                    "storage_key": r.key,
+                    "media_id": event.media_id,
+                    "content_type": RENDITION_TYPES[r.format],
+                    "sha256": sha_of_key(r.key),
+                },
+            )
+        )
     return ops
 
 
 def project(event: Event, read: ReadModel) -> list[Op]:
     match event:
         case MediaUploaded():
+            return _uploaded(event)
+        case MediaProcessed() | MediaFailed():
+            row = read.get(MEDIA.name, {"media_id": event.media_id})
+            if row is None or row["status"] != PROCESSING:
+                return []  # erased, or an outcome is already in: the first one wins
+            if isinstance(event, MediaProcessed):
+                return _processed(event)
             return [
-                Put(
-                    MEDIA.name,
-                    {
-                        "media_id": event.media_id,
-                        "owner_id": event.owner_id,
-                        "status": "ready",
-                        "storage_key": event.storage_key,
-                        "content_type": event.content_type,
-                        "kind": event.kind,
-                        "width": event.width,
-                        "height": event.height,
-                        "size_bytes": event.size_bytes,
-                        "sha256": event.sha256,
-                    },
-                ),
-                SetAdd(USER_MEDIA.name, {"owner_id": event.owner_id, "media_id": event.media_id}),
-                Put(
-                    MEDIA_BY_KEY.name,
-                    {
-                        "storage_key": event.storage_key,
-                        "media_id": event.media_id,
-                        "content_type": event.content_type,
-                        "sha256": event.sha256,
-                    },
-                ),
+                Patch(MEDIA.name, {"media_id": event.media_id}, {"status": FAILED, "reason": event.reason}),
+                # The refused original is of no further use: release it for the blob collector.
+                Delete(MEDIA_BY_KEY.name, {"storage_key": row["storage_key"], "media_id": event.media_id}),
             ]
         case AccountDeleted():
             return _forget_owner(event.user_id, read)
     return []
 
 
-PROJECTION = Projection("media", 1, (MEDIA, USER_MEDIA, MEDIA_BY_KEY), project)
+PROJECTION = Projection("media", 2, (MEDIA, USER_MEDIA, MEDIA_BY_KEY), project)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,27 @@ def upload(user: User, data: bytes, filename: str = "photo.png", content_type: s
     return user.post("/v1/media", files={"file": (filename, data, content_type)}, **kw)
 
 
+def wait_for_media(user: User, mid: str, seconds: float = 20) -> dict[str, Any]:
+    """Poll the owner's view of a media item until the media worker has settled it
+    (needs the app's lifespan running: `with client:`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        r = user.get(f"/v1/media/{mid}")
+        assert r.status_code == 200, r.text
+        media: dict[str, Any] = r.json()
+        if media["status"] != "processing":
+            return media
+        assert time.monotonic() < deadline, f"media {mid} still processing after {seconds} s"
+        time.sleep(0.02)
+
+
 def media_id(user: User, data: bytes | None = None) -> str:
+    """An upload that is ready: its renditions are made."""
     r = upload(user, data if data is not None else png())
     assert r.status_code == 202, r.text
-    return str(r.json()["id"])
+    mid = str(r.json()["id"])
+    assert wait_for_media(user, mid)["status"] == "ready"
+    return mid
 
 
 def make_post(user: User, audience: str = "public", caption: str = "", media: int = 1) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,16 @@ class World:
         return r
 
     def media(self, i: int) -> str:
+        """A ready upload: waiting for the media worker keeps its events out of the checks below."""
         self._media += 1
         r = self.users[i].post("/v1/media", files={"file": ("a.png", _png(self._media), "image/png")})
         assert r.status_code == 202, r.text
-        return str(r.json()["id"])
+        mid = str(r.json()["id"])
+        deadline = time.monotonic() + 20
+        while self.users[i].get(f"/v1/media/{mid}").json()["status"] == "processing":
+            assert time.monotonic() < deadline, "media never became ready"
+            time.sleep(0.01)
+        return mid
 
     def run(self, cmd: tuple[str, Any]) -> None:
         kind, arg = cmd

@@ -334,7 +334,12 @@ def log_head(client: TestClient) -> int:
 def test_the_running_app_schedules_the_expiry_job(tmp_path: Path) -> None:
     app = App(tmp_path / "data", story_expiry_interval_seconds=0.05)
     with app.client:  # runs the lifespan, which starts the periodic jobs
-        story = post_story(app.user("alice"))
+        alice = app.user("alice")
+        story = post_story(alice)
+        deadline = time.monotonic() + 10
+        while alice.get(f"/v1/media/{story['media']['id']}").json()["status"] == "processing":
+            assert time.monotonic() < deadline, "the media worker did not run"  # its event would move the head
+            time.sleep(0.02)
         head = log_head(app.client)
         app.clock.advance(TTL)
         deadline = time.monotonic() + 10

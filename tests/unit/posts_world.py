@@ -13,7 +13,7 @@ from typing import Any
 
 from events.accounts import AccountDeleted, AccountRegistered, ProfileUpdated
 from events.graph import Blocked, Followed, Unblocked, Unfollowed
-from events.media import MediaUploaded
+from events.media import MediaProcessed, MediaUploaded, Rendition
 from events.posts import PostAudience, PostCreated, PostDeleted
 from events.union import Event
 from infra.storage.memory_readmodel import MemoryReadModel
@@ -85,7 +85,8 @@ class World:
         )
 
     # -- media and posts ----------------------------------------------------
-    def media(self, owner: int, sha: str = "a" * 64) -> int:
+    def media(self, owner: int, sha: str = "a" * 64, ready: bool = True) -> int:
+        """An upload, and (unless `ready` is False) the worker's renditions of it."""
         mid = self.next_id()
         self.apply(
             MediaUploaded(
@@ -101,6 +102,17 @@ class World:
                 sha256=sha,
             )
         )
+        if ready:
+            self.apply(
+                MediaProcessed(
+                    **envelope(self.next_id(), mid, None),
+                    media_id=mid,
+                    width=10,
+                    height=20,
+                    renditions=(Rendition(key=f"renditions/{sha[:2]}/{sha}.webp", width=10, height=20, format="webp"),),
+                    placeholder="data:image/webp;base64,AAAA",
+                )
+            )
         return mid
 
     def post(self, author: int, audience: PostAudience = "public", media: tuple[int, ...] = ()) -> int:

@@ -85,7 +85,7 @@ def test_mentions_are_capped() -> None:
         (create(media_ids=["x1"]), [], PostLimits(), "invalid_media_id"),
         (create(media_ids=["2"]), [], PostLimits(), "unknown_media"),
         (create(), [media_row(1, owner=8)], PostLimits(), "unknown_media"),
-        (create(), [media_row(1, status="processing")], PostLimits(), "media_not_ready"),
+        (create(), [media_row(1, status="failed")], PostLimits(), "media_failed"),
     ],
 )
 def test_create_post_rejects_bad_input(cmd: CreatePost, media: list[Any], limits: PostLimits, code: str) -> None:

@@ -90,7 +90,9 @@ def test_post_view_has_the_public_shape() -> None:
                 "kind": "image",
                 "width": 10,
                 "height": 20,
-                "renditions": [{"url": "/media/" + "a" * 64 + ".png", "width": 10, "height": 20, "format": "png"}],
+                "renditions": [{"url": "/media/" + "a" * 64 + ".webp", "width": 10, "height": 20, "format": "webp"}],
+                "placeholder": "data:image/webp;base64,AAAA",
+                "duration_ms": None,
             }
         ],
         "audience": "public",

@@ -58,11 +58,13 @@ def test_post_story_needs_my_own_media(media: dict[str, Any] | None) -> None:
         decide_post_story(AUTHOR, media, PostStory(media_id="50", audience="followers"), 60, meta())
 
 
-def test_post_story_needs_ready_media() -> None:
-    with pytest.raises(Conflict):
-        decide_post_story(
-            AUTHOR, MEDIA | {"status": "processing"}, PostStory(media_id="50", audience="followers"), 60, meta()
-        )
+def test_post_story_takes_media_still_processing_but_not_failed_media() -> None:
+    cmd = PostStory(media_id="50", audience="followers")
+    decision = decide_post_story(AUTHOR, MEDIA | {"status": "processing"}, cmd, 60, meta())
+    assert decision.status == 201 and decision.body["media"]["status"] == "processing"
+    with pytest.raises(Conflict) as err:
+        decide_post_story(AUTHOR, MEDIA | {"status": "failed"}, cmd, 60, meta())
+    assert err.value.code == "media_failed"
 
 
 @pytest.mark.parametrize(

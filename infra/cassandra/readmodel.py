@@ -1,0 +1,724 @@
+"""Read-model tables in Cassandra: `projections.store.ReadModelWriter` over one session.
+
+Behaves exactly like the SQLite adapter (the read-model contract and a differential
+test against it hold it to that), with these Cassandra-shaped choices:
+
+Writes and their order
+    `apply` turns each operation into a short plan of statements (most are one
+    statement) and runs the plans concurrently with async requests. Operations that
+    touch the same partition (of the table they write, or of a counter they maintain)
+    keep their order. Every write carries a client timestamp taken when it is sent
+    (the session must use client timestamps; the adapter checks), so a later write to
+    a row wins over an earlier one wherever it lands: a blind write (Put, Delete,
+    SetRemove without counters) therefore only waits until the blind writes before
+    it on its partition have been sent, while an operation that reads (Patch, SetAdd,
+    a recount, Increment) waits until everything before it on its partitions has
+    finished, and so does any write after it. A delete by a prefix shorter than the
+    partition key touches the whole table and orders against everything on it.
+    Rows are read by position: the session's row factory must give tuples (the
+    driver's default named tuples, or `tuple_factory` as `session.connect` sets).
+
+Insert-if-absent and update-if-present without Paxos
+    `SetAdd` and `Patch` read the row, then write only if it was absent (SetAdd) or
+    present (Patch). The write carries the timestamp taken *before* the read, so a
+    delete by anyone that lands after our read shadows our write instead of being
+    resurrected by it. Lightweight transactions would make the check atomic at four
+    round trips each; two writers racing to insert the same set member with
+    different values are already ruled out upstream (reservations), and a
+    redelivered event writes the same values.
+
+Counters: recounted, never incremented
+    Delivery is at least once and a worker can die between a set change and its
+    counter change, so "bump by one if the set changed" cannot be made exact, and
+    Cassandra `counter` columns are not idempotent either. Every `CounterRef` of a
+    `SetAdd`/`SetRemove` must therefore name the size of the set's partition (the
+    counter row's key equals the set row's partition key, and one counter column is
+    fed by one set table only; anything else raises `CounterShapeError` before any
+    write). After the set change the adapter counts the partition (`COUNT(*)`) and
+    writes the number as a plain bigint `USING TIMESTAMP t`, t taken just before the
+    count: whoever counted last wins, so a stale recount racing a newer one can never
+    overwrite it, and a redelivered or replayed operation simply recounts. As in the
+    SQLite adapter, where only a removal that really happened moves a counter, a count
+    of zero leaves a counter that is unset (or whose row is gone) unset: a late remove
+    after the owner's rows were deleted must not resurrect a half row.
+    Within one `apply`, consecutive set changes that feed the same counter recount
+    once, after the last of them. Across processes "last" is by wall clock: writers
+    on different machines need synchronized clocks (NTP), as Cassandra itself does.
+
+    Cost: a recount reads the whole partition, O(set size) per change. That is fine
+    for likes, followers, story viewers and post counts at demo scale (thousands per
+    partition). For celebrity-sized sets the path is sharded counting: the set
+    partition split into N buckets (key + bucket), each bucket's count recounted the
+    same way into its own cell, and the reader summing N cells.
+
+`Increment` is a read-modify-write and is NOT idempotent: a redelivered event adds
+twice. It exists for the contract and for callers that apply an event and its
+position atomically (the SQLite projector); no projection uses it, and projections
+that run on Cassandra must not (test_no_projection_uses_increment checks it).
+
+Reads
+    `get`/`get_many` by full key (get_many runs its reads concurrently); `scan` by any
+    key prefix: prefixes that cover the partition key are one ordered partition or
+    range read, shorter prefixes (admin and replay tools: `count(table, {})`) read the
+    table or its partition index and sort client-side, like SQLite would order them.
+    `find` is served by SAI indexes and raises `MissingIndex` for a column that has none
+    rather than fall back to ALLOW FILTERING.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import ResponseFuture, Session
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import PreparedStatement
+
+from infra.cassandra.session import check_name
+from infra.cassandra.tables import ddl, from_cql, indexed_columns, q, to_cql
+from projections.store import (
+    CounterRef,
+    Delete,
+    Increment,
+    Key,
+    Op,
+    Patch,
+    Put,
+    Row,
+    SetAdd,
+    SetRemove,
+    Table,
+)
+
+MAX_IN_FLIGHT = 128  # concurrent requests per apply/get_many; the driver multiplexes them
+
+
+class UnknownTable(KeyError):
+    pass
+
+
+class MissingIndex(ValueError):
+    """`find` was asked for columns that no SAI index serves."""
+
+
+class CounterShapeError(ValueError):
+    """A CounterRef that is not the size of its set's partition: it cannot be recounted."""
+
+
+@dataclass(frozen=True)
+class _Stmt:
+    statement: PreparedStatement
+    params: tuple[Any, ...]
+
+
+# An operation's plan: yields statements, receives each one's rows.
+_Plan = Generator[_Stmt, list[Any], None]
+_Resource = tuple[str, tuple[Any, ...] | None]  # (table, partition values); None = the whole table
+
+
+@dataclass(frozen=True)
+class _Deps:
+    started: frozenset[int]  # ops that must have sent their (only) write
+    finished: frozenset[int]  # ops that must be done
+
+
+@dataclass(frozen=True)
+class _Recount:
+    """Set `column` of the row `key` of `table` to the size of `set_table`'s `partition`."""
+
+    table: str
+    key: tuple[Any, ...]  # the counter row's full key, in key order, as stored
+    column: str
+    set_table: str
+    partition: tuple[Any, ...]
+    resource: _Resource  # the counter row's partition
+
+
+class CassandraReadModel:
+    def __init__(self, session: Session, keyspace: str, tables: Iterable[Table], prefix: str = "rm_") -> None:
+        self._session = session
+        self._keyspace = check_name(keyspace)
+        self._tables = {t.name: t for t in tables}
+        self._prefix = prefix
+        for name in self._tables:
+            check_name(prefix + name)
+        self._prepared: dict[tuple[Any, ...], PreparedStatement] = {}
+        self._prepare_lock = threading.Lock()
+        self._counter_sources: dict[tuple[str, str], str] = {}
+        if not session.use_client_timestamp:
+            raise ValueError("CassandraReadModel orders writes by client timestamps; enable use_client_timestamp")
+        self._timestamp: Callable[[], int] = session.cluster.timestamp_generator
+
+    # -- schema -------------------------------------------------------------
+    def create_schema(self) -> None:
+        for statement in self.schema_statements():
+            self._session.execute(statement)
+
+    def schema_statements(self) -> list[str]:
+        return [s for t in self._tables.values() for s in ddl(self._keyspace, t, self._prefix + t.name)]
+
+    def tables(self) -> list[Table]:
+        return list(self._tables.values())
+
+    def _phys(self, name: str) -> str:
+        return f"{self._keyspace}.{self._prefix}{name}"
+
+    def _table(self, name: str) -> Table:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise UnknownTable(name) from None
+
+    def _prepare(self, shape: tuple[Any, ...], cql: Callable[[], str]) -> PreparedStatement:
+        found = self._prepared.get(shape)
+        if found is not None:
+            return found
+        with self._prepare_lock:
+            found = self._prepared.get(shape)
+            if found is None:
+                found = self._session.prepare(cql())
+                found.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+                self._prepared[shape] = found
+            return found
+
+    # -- keys ---------------------------------------------------------------
+    @staticmethod
+    def _prefix_columns(table: Table, key: Key) -> tuple[str, ...]:
+        cols = table.key[: len(key)]
+        if set(cols) != set(key):
+            raise ValueError(f"{table.name}: {sorted(key)} is not a prefix of the key {table.key}")
+        return cols
+
+    def _full_key(self, table: Table, key: Key) -> tuple[Any, ...]:
+        if set(key) != set(table.key) or any(key[c] is None for c in table.key):
+            raise ValueError(f"{table.name}: {dict(key)} is not a full key {table.key}")
+        return tuple(to_cql(table, c, key[c]) for c in table.key)
+
+    @staticmethod
+    def _covers_partition(table: Table, cols: Sequence[str]) -> bool:
+        return len(cols) >= len(table.partition)
+
+    @staticmethod
+    def _row(table: Table, values: Sequence[Any], columns: Sequence[str]) -> Row:
+        return {c: from_cql(table, c, v) for c, v in zip(columns, values, strict=True)}
+
+    def _where(self, cols: Sequence[str]) -> str:
+        return " AND ".join(f"{q(c)} = ?" for c in cols)
+
+    def _select(self, table: Table, cols: Sequence[str], tail: str = "") -> str:
+        where = f" WHERE {self._where(cols)}" if cols else ""
+        return f"SELECT {', '.join(q(c) for c in table.columns)} FROM {self._phys(table.name)}{where}{tail}"
+
+    # -- reads --------------------------------------------------------------
+    def _get_statement(self, t: Table) -> PreparedStatement:
+        return self._prepare(("get", t.name), lambda: self._select(t, t.key))
+
+    def get(self, table: str, key: Key) -> Row | None:
+        t = self._table(table)
+        found = self._session.execute(self._get_statement(t), self._full_key(t, key)).one()
+        return None if found is None else self._row(t, found, t.columns)
+
+    def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
+        t = self._table(table)
+        if not keys:
+            return []
+        params = [self._full_key(t, k) for k in keys]
+        statement = self._get_statement(t)
+        rows: list[Row] = []
+        results = execute_concurrent_with_args(self._session, statement, params, concurrency=MAX_IN_FLIGHT)
+        for result in results:
+            found = result.result_or_exc.one()
+            if found is not None:
+                rows.append(self._row(t, found, t.columns))
+        return rows
+
+    def scan(
+        self,
+        table: str,
+        prefix: Key,
+        *,
+        before: Any = None,
+        after: Any = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> list[Row]:
+        t = self._table(table)
+        cols = self._prefix_columns(t, prefix)
+        if limit is not None and limit <= 0:
+            return []
+        if not self._covers_partition(t, cols):
+            return self._scan_across_partitions(t, prefix, cols, before, after, desc, limit)
+        rest = t.key[len(cols) :]
+        bounded = bool(rest)
+        has_before, has_after = bounded and before is not None, bounded and after is not None
+        shape = ("scan", t.name, len(cols), has_before, has_after, desc, limit is not None)
+
+        def cql() -> str:
+            where = [f"{q(c)} = ?" for c in cols]
+            if has_before:
+                where.append(f"{q(rest[0])} < ?")
+            if has_after:
+                where.append(f"{q(rest[0])} > ?")
+            # All clustering columns in one direction: always a valid ORDER BY, also when some are fixed.
+            order = ""
+            if t.clustering and rest:
+                order = " ORDER BY " + ", ".join(f"{q(c)} {'DESC' if desc else 'ASC'}" for c in t.clustering)
+            return (
+                f"SELECT {', '.join(q(c) for c in t.columns)} FROM {self._phys(t.name)} "
+                f"WHERE {' AND '.join(where)}{order}{' LIMIT ?' if limit is not None else ''}"
+            )
+
+        params = [to_cql(t, c, prefix[c]) for c in cols]
+        if has_before:
+            params.append(to_cql(t, rest[0], before))
+        if has_after:
+            params.append(to_cql(t, rest[0], after))
+        if limit is not None:
+            params.append(int(limit))
+        statement = self._prepare(shape, cql)
+        return [self._row(t, r, t.columns) for r in self._session.execute(statement, params)]
+
+    def _rows_by_partial_partition(
+        self, t: Table, prefix: Key, cols: Sequence[str], columns: Sequence[str]
+    ) -> list[Any]:
+        """Rows whose leading partition columns match: through the partition index, or all rows."""
+        shape = ("partial", t.name, tuple(cols), tuple(columns))
+        statement = self._prepare(
+            shape,
+            lambda: (
+                f"SELECT {', '.join(q(c) for c in columns)} FROM {self._phys(t.name)}"
+                + (f" WHERE {self._where(cols)}" if cols else "")
+            ),
+        )
+        return list(self._session.execute(statement, [to_cql(t, c, prefix[c]) for c in cols]))
+
+    def _scan_across_partitions(
+        self,
+        t: Table,
+        prefix: Key,
+        cols: Sequence[str],
+        before: Any,
+        after: Any,
+        desc: bool,
+        limit: int | None,
+    ) -> list[Row]:
+        rows = [self._row(t, r, t.columns) for r in self._rows_by_partial_partition(t, prefix, cols, t.columns)]
+        rest = t.key[len(cols) :]
+        if before is not None:
+            rows = [r for r in rows if r[rest[0]] < before]
+        if after is not None:
+            rows = [r for r in rows if r[rest[0]] > after]
+        rows.sort(key=lambda r: tuple(r[c] for c in rest), reverse=desc)
+        return rows[:limit] if limit is not None else rows
+
+    def count(self, table: str, prefix: Key) -> int:
+        t = self._table(table)
+        cols = self._prefix_columns(t, prefix)
+        if cols and not self._covers_partition(t, cols):
+            return len(self._rows_by_partial_partition(t, prefix, cols, t.partition))
+        statement = self._prepare(
+            ("count", t.name, len(cols)),
+            lambda: f"SELECT COUNT(*) FROM {self._phys(t.name)}" + (f" WHERE {self._where(cols)}" if cols else ""),
+        )
+        found = self._session.execute(statement, [to_cql(t, c, prefix[c]) for c in cols]).one()
+        return int(found[0])
+
+    def find(self, table: str, where: Key, limit: int | None = None) -> list[Row]:
+        t = self._table(table)
+        if limit is not None and limit <= 0:
+            return []
+        cols = tuple(where)
+        indexed = set(indexed_columns(t))
+        whole_partition = set(t.partition) <= set(cols)
+        missing = [c for c in cols if c not in indexed and not (whole_partition and c in t.partition)]
+        if missing:
+            raise MissingIndex(
+                f"{t.name}: no index serves find() by {missing}; declare it in Table.indexes "
+                f"(indexed: {sorted(indexed)})"
+            )
+        shape = ("find", t.name, cols, limit is not None)
+        statement = self._prepare(shape, lambda: self._select(t, cols, " LIMIT ?" if limit is not None else ""))
+        params = [to_cql(t, c, where[c]) for c in cols]
+        if limit is not None:
+            params.append(int(limit))
+        return [self._row(t, r, t.columns) for r in self._session.execute(statement, params)]
+
+    # -- writes: planning ----------------------------------------------------
+    def apply(self, ops: Sequence[Op]) -> None:
+        if not ops:
+            return
+        resources = [self._resources(op) for op in ops]  # also validates every op before any write
+        recounts = self._recounts_to_run(ops, resources)
+        plans = [self._plan(op, recounts[i]) for i, op in enumerate(ops)]
+        self._run(plans, self._dependencies(ops, resources))
+
+    def _resources(self, op: Op) -> list[_Resource]:
+        """The partitions an op reads or writes, after checking the op is well formed."""
+        match op:
+            case Put() | SetAdd():
+                t = self._table(op.table)
+                missing = [c for c in t.key if op.row.get(c) is None]
+                if missing:
+                    raise ValueError(f"{t.name}: row without key columns {missing}")
+                own = [self._partition_of(t, op.row)]
+                counters = op.counters if isinstance(op, SetAdd) else ()
+                return own + [self._check_counter(t, op.row, c) for c in counters]
+            case Patch():
+                t = self._table(op.table)
+                self._full_key(t, op.key)
+                for c in op.values:
+                    if c not in t.values:
+                        raise ValueError(f"{t.name}: cannot patch {c!r}, not a value column")
+                return [self._partition_of(t, op.key)]
+            case Increment():
+                t = self._table(op.table)
+                self._full_key(t, op.key)
+                self._check_value_column(t, op.column, int)
+                return [self._partition_of(t, op.key)]
+            case SetRemove():
+                t = self._table(op.table)
+                self._full_key(t, op.key)
+                return [self._partition_of(t, op.key)] + [self._check_counter(t, op.key, c) for c in op.counters]
+            case Delete():
+                t = self._table(op.table)
+                cols = self._prefix_columns(t, op.key)
+                if self._covers_partition(t, cols):
+                    return [self._partition_of(t, op.key)]
+                return [(t.name, None)]
+        raise TypeError(f"unknown operation {op!r}")
+
+    def _partition_of(self, t: Table, key: Key) -> _Resource:
+        return (t.name, tuple(to_cql(t, c, key[c]) for c in t.partition))
+
+    @staticmethod
+    def _check_value_column(t: Table, column: str, kind: type) -> None:
+        if column not in t.values:
+            raise ValueError(f"{t.name}: {column!r} is not a value column")
+        if t.type_of(column) is not kind:
+            raise ValueError(f"{t.name}.{column} is not {kind.__name__}")
+
+    def _check_counter(self, set_table: Table, key: Key, counter: CounterRef) -> _Resource:
+        ct = self._table(counter.table)
+        where = f"counter {ct.name}.{counter.column} of set {set_table.name}"
+        if set(counter.key) != set(ct.key):
+            raise CounterShapeError(f"{where}: the counter key {sorted(counter.key)} is not the full key {ct.key}")
+        try:
+            self._check_value_column(ct, counter.column, int)
+        except ValueError as exc:
+            raise CounterShapeError(f"{where}: {exc}") from None
+        partition = tuple(key[c] for c in set_table.partition)
+        counter_key = tuple(counter.key[c] for c in ct.key)
+        if partition != counter_key:
+            raise CounterShapeError(
+                f"{where}: the counter key {counter_key} is not the set's partition {partition}; "
+                "a counter must be the size of one set partition to be recounted"
+            )
+        source = self._counter_sources.setdefault((ct.name, counter.column), set_table.name)
+        if source != set_table.name:
+            raise CounterShapeError(f"{where}: that counter already counts {source}; one counter, one set")
+        return self._partition_of(ct, counter.key)
+
+    def _recounts_to_run(self, ops: Sequence[Op], resources: Sequence[list[_Resource]]) -> list[list[_Recount]]:
+        """Per op, the recounts it runs: a counter fed again by a later op of this batch,
+        with nothing else touching the counter's partition in between, is left to that op."""
+        todo: list[list[_Recount]] = [[] for _ in ops]
+        later: set[_Recount] = set()  # recounts a later op runs, as seen walking backwards
+        for i in range(len(ops) - 1, -1, -1):
+            op = ops[i]
+            mine: list[_Recount] = []
+            if isinstance(op, SetAdd | SetRemove) and op.counters:
+                t = self._table(op.table)
+                key = op.row if isinstance(op, SetAdd) else op.key
+                partition = tuple(to_cql(t, c, key[c]) for c in t.partition)
+                mine = [self._recount(c, t.name, partition) for c in op.counters]
+            todo[i] = [r for r in mine if r not in later]
+            # Anything else on a counter's partition (a put, a patch, a delete, another
+            # counter of the row) must find it as it would have been: that op's
+            # predecessors recount for themselves.
+            touched = set(resources[i])
+            later = {r for r in later if r in mine or (r.resource not in touched and (r.table, None) not in touched)}
+            later |= set(mine)
+        return todo
+
+    def _recount(self, counter: CounterRef, set_table: str, partition: tuple[Any, ...]) -> _Recount:
+        ct = self._table(counter.table)
+        key = tuple(to_cql(ct, c, counter.key[c]) for c in ct.key)
+        return _Recount(ct.name, key, counter.column, set_table, partition, self._partition_of(ct, counter.key))
+
+    @staticmethod
+    def _blind(op: Op) -> bool:
+        """A single write that reads nothing: its client timestamp alone orders it."""
+        match op:
+            case Put():
+                return True
+            case SetRemove():
+                return not op.counters
+            case Delete():
+                return True  # only called for deletes that cover the partition
+        return False
+
+    def _dependencies(self, ops: Sequence[Op], resources: Sequence[list[_Resource]]) -> list[_Deps]:
+        """For each op, the earlier ops sharing a partition with it that must have started
+        or finished before it starts.
+
+        Writes carry client timestamps taken when they are sent, so a blind write need
+        only be sent after the blind writes before it (last write wins does the rest),
+        while anything that reads (or follows a reader) waits for them to finish.
+        """
+        last_reader: dict[_Resource, int] = {}
+        blind_since: dict[_Resource, list[int]] = {}
+        whole: dict[str, int] = {}
+        since_whole: dict[str, list[int]] = {}
+        deps: list[_Deps] = []
+        for i, touched in enumerate(resources):
+            started: set[int] = set()
+            finished: set[int] = set()
+            blind = all(p is not None for _, p in touched) and self._blind(ops[i])
+            for res in touched:
+                table, partition = res
+                if table in whole:
+                    finished.add(whole[table])
+                if partition is None:
+                    finished.update(since_whole.get(table, ()))
+                    whole[table] = i
+                    since_whole[table] = []
+                    continue
+                if res in last_reader:
+                    finished.add(last_reader[res])
+                if blind:
+                    started.update(blind_since.get(res, ()))
+                    blind_since.setdefault(res, []).append(i)
+                else:
+                    finished.update(blind_since.get(res, ()))
+                    last_reader[res] = i
+                    blind_since[res] = []
+                since_whole.setdefault(table, []).append(i)
+            finished.discard(i)
+            deps.append(_Deps(frozenset(started - finished - {i}), frozenset(finished)))
+        return deps
+
+    # -- writes: plans -------------------------------------------------------
+    def _plan(self, op: Op, recounts: list[_Recount]) -> _Plan:
+        match op:
+            case Put():
+                return self._plan_put(op)
+            case Patch():
+                return self._plan_patch(op)
+            case Delete():
+                return self._plan_delete(op)
+            case SetAdd():
+                return self._plan_set_add(op, recounts)
+            case SetRemove():
+                return self._plan_set_remove(op, recounts)
+            case Increment():
+                return self._plan_increment(op)
+        raise TypeError(f"unknown operation {op!r}")
+
+    def _insert_statement(self, t: Table, timestamped: bool) -> PreparedStatement:
+        def cql() -> str:
+            using = " USING TIMESTAMP ?" if timestamped else ""
+            return (
+                f"INSERT INTO {self._phys(t.name)} ({', '.join(q(c) for c in t.columns)}) "
+                f"VALUES ({', '.join('?' * len(t.columns))}){using}"
+            )
+
+        return self._prepare(("insert", t.name, timestamped), cql)
+
+    def _exists_statement(self, t: Table) -> PreparedStatement:
+        return self._prepare(
+            ("exists", t.name),
+            lambda: f"SELECT {q(t.key[0])} FROM {self._phys(t.name)} WHERE {self._where(t.key)} LIMIT 1",
+        )
+
+    @staticmethod
+    def _row_values(t: Table, row: Row) -> tuple[Any, ...]:
+        return tuple(to_cql(t, c, row.get(c)) for c in t.columns)
+
+    def _plan_put(self, op: Put) -> _Plan:
+        t = self._table(op.table)
+        yield _Stmt(self._insert_statement(t, False), self._row_values(t, op.row))
+
+    def _plan_patch(self, op: Patch) -> _Plan:
+        t = self._table(op.table)
+        if not op.values:
+            return
+        cols = tuple(op.values)
+        key = self._full_key(t, op.key)
+        stamp = self._timestamp()
+        if not (yield _Stmt(self._exists_statement(t), key)):
+            return
+        statement = self._prepare(
+            ("patch", t.name, cols),
+            lambda: (
+                f"UPDATE {self._phys(t.name)} USING TIMESTAMP ? SET "
+                + ", ".join(f"{q(c)} = ?" for c in cols)
+                + f" WHERE {self._where(t.key)}"
+            ),
+        )
+        yield _Stmt(statement, (stamp, *(to_cql(t, c, op.values[c]) for c in cols), *key))
+
+    def _delete_statement(self, t: Table, n: int) -> PreparedStatement:
+        return self._prepare(
+            ("delete", t.name, n), lambda: f"DELETE FROM {self._phys(t.name)} WHERE {self._where(t.key[:n])}"
+        )
+
+    def _plan_delete(self, op: Delete) -> _Plan:
+        t = self._table(op.table)
+        cols = self._prefix_columns(t, op.key)
+        if self._covers_partition(t, cols):
+            yield _Stmt(self._delete_statement(t, len(cols)), tuple(to_cql(t, c, op.key[c]) for c in cols))
+            return
+        # Shorter than the partition key: find the partitions (through the partition index), drop each.
+        shape = ("partitions", t.name, tuple(cols))
+        statement = self._prepare(
+            shape,
+            lambda: (
+                f"SELECT {', '.join(q(c) for c in t.partition)} FROM {self._phys(t.name)}"
+                + (f" WHERE {self._where(cols)}" if cols else "")
+            ),
+        )
+        rows = yield _Stmt(statement, tuple(to_cql(t, c, op.key[c]) for c in cols))
+        drop = self._delete_statement(t, len(t.partition))
+        for partition in dict.fromkeys(tuple(r) for r in rows):
+            yield _Stmt(drop, partition)
+
+    def _plan_set_add(self, op: SetAdd, recounts: list[_Recount]) -> _Plan:
+        t = self._table(op.table)
+        stamp = self._timestamp()
+        key = tuple(to_cql(t, c, op.row[c]) for c in t.key)
+        if not (yield _Stmt(self._exists_statement(t), key)):
+            yield _Stmt(self._insert_statement(t, True), (*self._row_values(t, op.row), stamp))
+        for recount in recounts:
+            yield from self._plan_recount(recount)
+
+    def _plan_set_remove(self, op: SetRemove, recounts: list[_Recount]) -> _Plan:
+        t = self._table(op.table)
+        yield _Stmt(self._delete_statement(t, len(t.key)), self._full_key(t, op.key))
+        for recount in recounts:
+            yield from self._plan_recount(recount)
+
+    def _plan_recount(self, recount: _Recount) -> _Plan:
+        st, ct, column = self._table(recount.set_table), self._table(recount.table), recount.column
+        count = self._prepare(
+            ("count", st.name, len(st.partition)),
+            lambda: f"SELECT COUNT(*) FROM {self._phys(st.name)} WHERE {self._where(st.partition)}",
+        )
+        stamp = self._timestamp()  # before the count: a recount that read later always wins
+        rows = yield _Stmt(count, recount.partition)
+        size = int(rows[0][0])
+        key = recount.key
+        if size == 0:
+            current = yield _Stmt(self._value_statement(ct, column), key)
+            if not current or current[0][0] is None:
+                # As in SQLite, where only a removal that happened moves a counter: an empty
+                # set leaves a counter that was never set (or whose row is gone) unset.
+                return
+        yield _Stmt(self._set_value_statement(ct, column), (stamp, size, *key))
+
+    def _value_statement(self, t: Table, column: str) -> PreparedStatement:
+        return self._prepare(
+            ("value", t.name, column),
+            lambda: f"SELECT {q(column)} FROM {self._phys(t.name)} WHERE {self._where(t.key)}",
+        )
+
+    def _set_value_statement(self, t: Table, column: str) -> PreparedStatement:
+        return self._prepare(
+            ("set", t.name, column),
+            lambda: f"UPDATE {self._phys(t.name)} USING TIMESTAMP ? SET {q(column)} = ? WHERE {self._where(t.key)}",
+        )
+
+    def _plan_increment(self, op: Increment) -> _Plan:
+        t = self._table(op.table)
+        key = self._full_key(t, op.key)
+        stamp = self._timestamp()
+        rows = yield _Stmt(self._value_statement(t, op.column), key)
+        current = int(rows[0][0] or 0) if rows else 0
+        yield _Stmt(self._set_value_statement(t, op.column), (stamp, current + op.delta, *key))
+
+    # -- writes: running ----------------------------------------------------
+    def _run(self, plans: list[_Plan], deps: list[_Deps]) -> None:
+        """Drive every plan, each as soon as its dependencies allow, with at most
+        MAX_IN_FLIGHT requests out. The first failure stops new work and is raised
+        once the requests in flight have come back."""
+        waiting = [len(d.started) + len(d.finished) for d in deps]
+        on_start: list[list[int]] = [[] for _ in plans]
+        on_finish: list[list[int]] = [[] for _ in plans]
+        for i, d in enumerate(deps):
+            for j in d.started:
+                on_start[j].append(i)
+            for j in d.finished:
+                on_finish[j].append(i)
+        ready = deque(i for i, n in enumerate(waiting) if n == 0)
+        answers: queue.SimpleQueue[tuple[int, list[Any] | None, BaseException | None]] = queue.SimpleQueue()
+        in_flight = 0
+        finished = 0
+        error: BaseException | None = None
+
+        def release(dependents: list[int]) -> None:
+            for j in dependents:
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    ready.append(j)
+
+        def advance(i: int, rows: list[Any] | None) -> None:
+            nonlocal in_flight, finished, error
+            try:
+                step = plans[i].send(rows)  # type: ignore[arg-type]  # None starts a plan
+            except StopIteration:
+                finished += 1
+                if rows is None:
+                    release(on_start[i])
+                release(on_finish[i])
+                return
+            except Exception as exc:
+                error = error or exc
+                return
+            future = self._session.execute_async(step.statement, step.params)
+            self._collect(future, i, answers)
+            in_flight += 1
+            if rows is None:  # sent its first statement: its timestamp is taken
+                release(on_start[i])
+
+        while True:
+            while ready and in_flight < MAX_IN_FLIGHT and error is None:
+                advance(ready.popleft(), None)
+            if in_flight == 0:
+                break
+            i, rows, exc = answers.get()
+            in_flight -= 1
+            if exc is not None:
+                error = error or exc
+            elif error is None:
+                advance(i, rows)
+        for plan in plans:
+            plan.close()
+        if error is not None:
+            raise error
+        if finished != len(plans):  # pragma: no cover - would mean a dependency cycle
+            raise RuntimeError(f"apply finished {finished} of {len(plans)} operations")
+
+    @staticmethod
+    def _collect(
+        future: ResponseFuture,
+        i: int,
+        answers: queue.SimpleQueue[tuple[int, list[Any] | None, BaseException | None]],
+    ) -> None:
+        rows: list[Any] = []
+
+        def page(found: list[Any] | None) -> None:
+            if found:
+                rows.extend(found)
+            if future.has_more_pages:
+                future.start_fetching_next_page()
+            else:
+                answers.put((i, rows, None))
+
+        def failed(exc: BaseException) -> None:
+            answers.put((i, None, exc))
+
+        future.add_callbacks(page, failed)

@@ -1,0 +1,1 @@
+"""Kafka as the event log: one topic per stream, keyed by aggregate id."""

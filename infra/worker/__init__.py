@@ -1,0 +1,1 @@
+"""The projection worker: Kafka in, the same projections as the embedded mode, Cassandra out."""

@@ -1,0 +1,164 @@
+"""The Faust app of the projection worker: one thin agent over every stream topic.
+
+The agent takes records in batches without acknowledging them (`noack_take`), and
+feeds them to an `EventTimeMerger` (infra/worker/ordering.py) that puts partitions
+back into write order. One applying task takes the records that are ready, a batch
+at a time, hands them to the `BatchApplier` in a single worker thread (the
+Cassandra driver blocks; one thread keeps the batches in order), and acknowledges
+them once the batch returned. Faust commits acknowledged offsets only, so a record
+is committed after it was applied, never before; a crash repeats work, which the
+applier skips or absorbs.
+
+A batch that fails ends the process at once with a non-zero status: nothing after
+the failing record is applied, nothing from it on is acknowledged, and a restart
+(by the supervisor, after a fix) starts again at that record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NoReturn
+
+import faust
+import orjson
+
+from infra.kafka.topics import all_topics
+from infra.settings import Settings
+from infra.worker.applier import BatchApplier, PoisonRecord, decode_record
+from infra.worker.ordering import EventTimeMerger, Partition
+
+log = logging.getLogger(__name__)
+
+EXIT_POISON = 3  # a record could not be applied; a restart reprocesses it and fails the same way
+EXIT_FAILED = 4  # a batch failed for another reason (e.g. Cassandra down); a restart may succeed
+
+HOLD_BATCHES = 8  # records held for ordering, in batches, before the merger stops waiting
+MAX_HOLD_SECONDS = 5.0  # longest wait for a silent partition before applying out of order
+
+Raw = tuple[str, int, int, bytes | None]
+
+
+def _die(status: int, message: str, *args: Any) -> NoReturn:
+    log.critical(message, *args, exc_info=True)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    # No graceful stop: nothing may run between the failure and the end of the process
+    # that could acknowledge, commit or apply anything past the failing record.
+    os._exit(status)
+
+
+def _order_of(value: bytes | None) -> int:
+    """The event id, read cheaply on the loop; an unreadable record sorts first (and fails)."""
+    try:
+        return int(orjson.loads(value or b"")["event_id"])
+    except Exception:
+        return -1
+
+
+def _apply_raw(applier: BatchApplier, raw: Sequence[Raw]) -> int:
+    # Decoding is CPU work: done here, off the event loop, with the applying.
+    return applier.apply([decode_record(*r) for r in raw])
+
+
+def create_app(settings: Settings, applier: BatchApplier, datadir: Path | None = None) -> faust.App:
+    datadir = datadir or settings.data_dir / "worker"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    app = faust.App(
+        settings.worker_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",  # no tables: projections keep their state in the read models
+        web_enabled=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(datadir),
+        autodiscover=False,
+    )
+    topics = all_topics(settings)
+    topic = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+    batch = settings.worker_batch_size
+    merger: EventTimeMerger[tuple[faust.StreamT[Any], faust.EventT[Any]]] = EventTimeMerger(
+        max_held=HOLD_BATCHES * batch, max_wait=MAX_HOLD_SECONDS
+    )
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glimpse-apply")
+    arrived = asyncio.Event()  # the agent added records
+    drained = asyncio.Event()  # the applier made room
+
+    @app.agent(topic, name="glimpse-projections")
+    async def feed(stream: faust.StreamT[Any]) -> None:
+        # noack_take: acknowledged by apply_ready once applied, not when the next batch is asked for.
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+            batch, within=settings.worker_batch_seconds
+        ):
+            for event in events:
+                message = event.message
+                merger.add((message.topic, message.partition), message.offset, _order_of(event.value), (stream, event))
+            arrived.set()
+            while merger.held() >= HOLD_BATCHES * batch:
+                drained.clear()
+                await drained.wait()
+
+    def assigned() -> set[Partition]:
+        return {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics}
+
+    def highwater(tp: Partition) -> int | None:
+        end = app.consumer.highwater(faust.types.TP(*tp))
+        return None if end is None else int(end)
+
+    async def run_batch(raw: list[Raw]) -> None:
+        future = asyncio.get_running_loop().run_in_executor(executor, _apply_raw, applier, raw)
+        try:
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # Stopping: finish the batch (it cannot be interrupted), then leave unacknowledged.
+                await asyncio.wait([future])
+                future.result()
+                raise
+        except PoisonRecord as exc:
+            _die(
+                EXIT_POISON,
+                "projection worker stopped on a poison record at %s:%s:%s",
+                exc.topic,
+                exc.partition,
+                exc.offset,
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            _die(EXIT_FAILED, "projection worker stopped: the batch from %s:%s:%s on failed", *raw[0][:3])
+
+    async def apply_ready_loop() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(executor, applier.load_positions)
+        while not app.should_stop:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), timeout=settings.worker_batch_seconds)
+            arrived.clear()
+            while True:
+                ready = merger.pop_ready(assigned(), highwater, applier.positions, batch)
+                if not ready:
+                    break
+                drained.set()
+                await run_batch([(e.message.topic, e.message.partition, e.message.offset, e.value) for _, e in ready])
+                for stream, event in ready:
+                    await stream.ack(event)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def apply_ready() -> None:
+        try:
+            await apply_ready_loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            # The only task that applies and acknowledges: without it the worker would sit idle looking healthy.
+            _die(EXIT_FAILED, "projection worker stopped: the applying task failed")
+
+    return app

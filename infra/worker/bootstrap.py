@@ -1,0 +1,87 @@
+"""Composition root of the projection worker: Cassandra read models and positions,
+the projections of the registry, and the Faust app around them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from events.union import Event
+from infra.settings import Settings
+from infra.worker.applier import BatchApplier, Listener
+from projections.registry import PROJECTIONS, all_tables
+from projections.store import Op, ReadModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProjectionWorker:
+    applier: BatchApplier
+    close: Callable[[], None]
+
+
+def worker_listeners(settings: Settings, read: ReadModel) -> list[Listener]:
+    """What follows each applied batch: Redis caches, live notifications, unused media blobs."""
+    from infra.jobs import notification_announcer
+    from infra.media.collector import collect, released_keys
+    from infra.media.s3_store import S3MediaStore
+    from infra.redis_adapters.pubsub import RedisPubSub
+    from infra.redis_adapters.wiring import cache_listeners, redis_client
+
+    media = S3MediaStore(settings)
+
+    def collect_media(event: Event, projection: str, ops: Sequence[Op]) -> None:
+        keys = released_keys(event, projection, ops)
+        if keys:
+            collect(read, media, keys)
+
+    return [
+        *cache_listeners(redis_client(settings), settings),
+        notification_announcer(RedisPubSub(settings.redis_url, settings.redis_prefix)),
+        collect_media,
+    ]
+
+
+def build_worker(settings: Settings) -> ProjectionWorker:
+    """The applier wired to Cassandra (keyspace and tables created or migrated if needed)."""
+    from infra.cassandra.command_store import CassandraCommandStore
+    from infra.cassandra.migrations import migrate
+    from infra.cassandra.readmodel import CassandraReadModel
+    from infra.cassandra.session import connect, ensure_keyspace
+
+    session = connect(settings)
+    try:
+        keyspace = settings.cassandra_keyspace
+        ensure_keyspace(session, keyspace, settings.cassandra_replication_factor)
+        tables = all_tables()
+        migrate(session, keyspace, tables)
+        read = CassandraReadModel(session, keyspace, tables)
+        positions = CassandraCommandStore(session, keyspace)
+        applier = BatchApplier(read, PROJECTIONS, positions, settings.worker_group, worker_listeners(settings, read))
+    except BaseException:
+        session.cluster.shutdown()
+        raise
+    return ProjectionWorker(applier=applier, close=session.cluster.shutdown)
+
+
+def run_worker(settings: Settings, log_level: str = "info") -> int:
+    """Run the worker until it is stopped (SIGTERM/SIGINT); returns the exit status."""
+    import faust
+
+    from infra.kafka.topics import ensure_topics
+    from infra.worker.app import create_app
+
+    created = ensure_topics(settings)
+    worker = build_worker(settings)
+    try:
+        app = create_app(settings, worker.applier)
+        if created:
+            log.info("created Kafka topics %s", ", ".join(created))
+        faust.Worker(app, loglevel=log_level).execute_from_commandline()
+    except SystemExit as stop:
+        return int(stop.code or 0) if not isinstance(stop.code, str) else 1
+    finally:
+        worker.close()
+    return 0
