@@ -70,6 +70,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_media_worker(args: argparse.Namespace) -> int:
+    from infra.media.kafka_worker import run_media_worker
+
+    return run_media_worker(_settings(args))
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from infra.worker.bootstrap import run_worker
 
@@ -100,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="run the projection worker (Kafka -> projections -> Cassandra)")
     worker.add_argument("--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"])
     worker.set_defaults(func=cmd_worker)
+
+    media_worker = sub.add_parser("media-worker", help="make renditions for uploads (scale stack: the media topic)")
+    media_worker.set_defaults(func=cmd_media_worker)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = 50_000_000
     media_worker_threads: int = Field(2, ge=1, description="media jobs processed at once, each in its own thread")
     media_job_timeout_seconds: float = Field(60.0, gt=0, description="a media job running longer fails")
+    media_processing: Literal["auto", "in_process", "kafka"] = Field(
+        "auto",
+        description="who turns uploads into renditions: in the API process (embedded default) or "
+        "`glimpse media-worker` consuming the media topic (scale default)",
+    )
     media_poll_seconds: float = Field(1.0, gt=0, description="embedded media worker: timeouts and restart recovery")
     max_video_seconds: float = Field(90.0, gt=0, description="longest accepted video")
 

@@ -414,6 +414,8 @@ def wire(container: Container) -> None:
     Scale (no in-process projector): the periodic tick finds them in the read model."""
     settings = container.settings
     embedded = container.projector is not None
+    if settings.media_processing == "kafka" or (settings.media_processing == "auto" and not embedded):
+        return  # `glimpse media-worker` consumes the media topic (infra/media/kafka_worker.py)
     worker = InProcessMediaWorker(
         container.bus,
         container.read,

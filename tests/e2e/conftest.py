@@ -82,7 +82,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class ScaleStack:
-    """Separate command and query services and a projection worker, isolated by unique names."""
+    """Separate command and query services, the projection worker and the media worker,
+    isolated from other runs by unique names."""
 
     def __init__(self, command: str, query: str, combined: str) -> None:
         self.command = command
@@ -111,13 +112,18 @@ def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack
         combined = _serve(stack, env | {"GLIMPSE_SHARD_ID": "1"}, data_dir.parent, "scale-all", "--mode", "scale")
         worker_log = data_dir.parent / "scale-worker.log"
         worker = _spawn(stack, ["worker", "--log-level", "warn"], env, worker_log)
+        media_log = data_dir.parent / "scale-media-worker.log"
+        media_worker = _spawn(stack, ["media-worker"], env | {"GLIMPSE_SHARD_ID": "4"}, media_log)
         command = _serve(stack, env | {"GLIMPSE_SHARD_ID": "2"}, data_dir.parent, "scale-command", "--role", "command")
         query = _serve(stack, env | {"GLIMPSE_SHARD_ID": "3"}, data_dir.parent, "scale-query", "--role", "query")
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker stopped:\n{worker_log.read_text()[-4000:]}")
+        workers = ((worker, worker_log), (media_worker, media_log))
+        for proc, log_path in workers:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a worker stopped:\n{log_path.read_text()[-4000:]}")
         yield ScaleStack(command, query, combined)
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker stopped during the tests:\n{worker_log.read_text()[-4000:]}")
+        for proc, log_path in workers:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a worker stopped during the tests:\n{log_path.read_text()[-4000:]}")
 
 
 @pytest.fixture(params=["embedded", "scale"])

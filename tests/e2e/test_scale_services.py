@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from PIL import Image
@@ -98,3 +99,35 @@ def test_a_notification_reaches_a_stream_on_another_process(scale_stack: ScaleSt
     listener.join(30)
     assert received and "follow" in received[0], "the worker's notification never reached the query service"
     assert time.monotonic() - started < 30
+
+
+def test_the_media_worker_makes_renditions_and_fails_broken_files(scale_stack: ScaleStack) -> None:
+    command = httpx.Client(base_url=scale_stack.command, timeout=30)
+    query = httpx.Client(base_url=scale_stack.query, timeout=30)
+    owner, token = _signed_up(command, "svc_media")
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+    outcomes = {}
+    for name in ("Landscape_6.jpg", "truncated_jpeg.jpg"):
+        data = (fixtures / name).read_bytes()
+        r = command.post(
+            "/v1/media",
+            headers=owner | {"X-Glimpse-Consistency": token},
+            files={"file": (name, data, "image/jpeg")},
+        )
+        assert r.status_code == 202, r.text
+        media_id, written = r.json()["id"], r.headers["X-Glimpse-Consistency"]
+        deadline = time.monotonic() + 60
+        while True:
+            shown = query.get(f"/v1/media/{media_id}", headers=owner | {"X-Glimpse-Consistency": written}).json()
+            if shown["status"] != "processing" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        outcomes[name] = shown
+    upright = outcomes["Landscape_6.jpg"]
+    assert upright["status"] == "ready"
+    assert upright["width"] > upright["height"]  # EXIF orientation 6 applied: a landscape
+    assert {r["width"] for r in upright["renditions"]} >= {320, 640, 1080}
+    rendition = query.get(upright["renditions"][0]["url"])
+    assert rendition.status_code == 200 and "immutable" in rendition.headers["cache-control"]
+    broken = outcomes["truncated_jpeg.jpg"]
+    assert broken["status"] == "failed" and broken["reason"]
