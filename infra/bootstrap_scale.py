@@ -24,8 +24,8 @@ from infra.container import Container
 from infra.kafka.eventlog import KafkaEventLog
 from infra.kafka.topics import ensure_topics
 from infra.media.s3_store import S3MediaStore
-from infra.ratelimit import RateLimiter
 from infra.redis_adapters.pubsub import RedisPubSub
+from infra.redis_adapters.ratelimit import RedisRateLimiter
 from infra.redis_adapters.wiring import cached_read_model, redis_client
 from infra.remote_consistency import RemoteConsistency
 from infra.settings import Settings
@@ -61,8 +61,8 @@ def build_scale(settings: Settings, role: Role = "all", clock: Callable[[], date
         media=media,
         tokens=TokenService(settings.resolved_jwt_secret(), settings.jwt_ttl_seconds),
         pubsub=pubsub,
-        login_limiter=RateLimiter(settings.login_attempts_per_minute),
-        write_limiter=RateLimiter(settings.writes_per_minute),
+        login_limiter=RedisRateLimiter(cache, settings.login_attempts_per_minute, settings.redis_prefix),
+        write_limiter=RedisRateLimiter(cache, settings.writes_per_minute, settings.redis_prefix),
         new_id=new_id,
         clock=clock,
         consistency=RemoteConsistency(lambda: store.positions(settings.worker_group)),

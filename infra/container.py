@@ -12,10 +12,15 @@ from commands.ports import EventLog, MediaStore
 from infra.auth import TokenService
 from infra.projector import Projector
 from infra.pubsub import PubSub
-from infra.ratelimit import RateLimiter
 from infra.settings import Settings
 from projections.privacy import Privacy
 from projections.store import ReadModel
+
+
+class Limiter(Protocol):
+    def take(self, key: str) -> int:
+        """Spend one token; 0 if allowed, else the seconds until one is available."""
+        ...
 
 
 class Consistency(Protocol):
@@ -44,8 +49,8 @@ class Container:
     media: MediaStore
     tokens: TokenService
     pubsub: PubSub
-    login_limiter: RateLimiter
-    write_limiter: RateLimiter
+    login_limiter: Limiter
+    write_limiter: Limiter
     new_id: Callable[[], int]
     clock: Callable[[], datetime]
     consistency: Consistency
