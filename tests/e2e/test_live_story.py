@@ -18,43 +18,13 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from tests.e2e.http_clients import Client, Tokens
+
 
 def _jpeg(color: tuple[int, int, int]) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), color).save(out, "JPEG")
     return out.getvalue()
-
-
-class Tokens:
-    """The newest position seen per Kafka partition (or the SQLite log), merged into one token."""
-
-    def __init__(self) -> None:
-        self._parts: dict[str, int] = {}
-
-    def add(self, token: str | None) -> None:
-        for part in (token or "").split(","):
-            where, _, offset = part.rpartition(":")
-            if offset.isdigit():
-                self._parts[where] = max(self._parts.get(where, -1), int(offset))
-
-    def header(self) -> dict[str, str]:
-        merged = ",".join(f"{w}:{o}" if w else str(o) for w, o in self._parts.items())
-        return {"X-Glimpse-Consistency": merged} if merged else {}
-
-
-class Client(httpx.Client):
-    """Sends the merged token with every request (commands read state too) and collects
-    the tokens that writes answer with."""
-
-    def __init__(self, base: str, tokens: Tokens) -> None:
-        super().__init__(base_url=base, timeout=30)
-        self.tokens = tokens
-
-    def request(self, method: str, url: Any, **kw: Any) -> httpx.Response:  # type: ignore[override]
-        kw["headers"] = self.tokens.header() | dict(kw.get("headers") or {})
-        r = super().request(method, url, **kw)
-        self.tokens.add(r.headers.get("X-Glimpse-Consistency"))
-        return r
 
 
 class Person:
