@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +52,13 @@ class CommandBus:
         self._clock = clock
         self._after_append = after_append
         self._lock = threading.RLock()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No command runs while the caller holds this: for swapping what commands read
+        (the blue/green switch of a rebuilt read model)."""
+        with self._lock:
+            yield
 
     def execute(
         self,

@@ -10,17 +10,23 @@ from typing import ClassVar, Literal
 
 from events.envelope import EventBase
 
+# What kind of like: v1 likes (before reactions existed) are all "like".
+Reaction = Literal["like", "love", "haha", "wow", "sad", "angry"]
+
 
 class EngagementEvent(EventBase):
     STREAM: ClassVar[str] = "engagement"
 
 
 class Liked(EngagementEvent):
+    """Version 2 added `reaction` (events/upcasting.py upcasts version 1)."""
+
     type: Literal["Liked"] = "Liked"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     post_id: int
     user_id: int
     post_author_id: int
+    reaction: Reaction = "like"
 
 
 class Unliked(EngagementEvent):

@@ -10,6 +10,8 @@ from events.ids import IdGenerator
 from infra.auth import TokenService
 from infra.consistency import LocalConsistency
 from infra.container import Container
+from infra.feed_freshness import FreshnessRecorder, safe_render
+from infra.feed_wiring import embedded_feed
 from infra.jobs import wire as wire_stories_and_notifications
 from infra.media import collector as media_collector
 from infra.media import worker as media_worker
@@ -17,10 +19,12 @@ from infra.media.local_store import LocalDiskMediaStore
 from infra.projector import Projector
 from infra.pubsub import InProcessPubSub
 from infra.ratelimit import RateLimiter
+from infra.replay_embedded import open_read_models
+from infra.replay_embedded import wire as wire_replays
 from infra.settings import Settings
 from infra.storage.sqlite_eventlog import SqliteEventLog, connect
 from infra.storage.sqlite_readmodel import SqliteReadModel
-from projections.registry import PROJECTIONS, all_tables
+from projections.registry import all_tables
 
 
 def utc_now() -> datetime:
@@ -32,8 +36,11 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
     log = SqliteEventLog(settings.data_dir / "events.db")
     read_conn = connect(settings.data_dir / "readmodels.db")
     read = SqliteReadModel(read_conn, all_tables())
+    read_lock = open_read_models(settings, log, read)  # blue/green generations; new projections from offset zero
     read.create_schema()
-    projector = Projector(log, read, PROJECTIONS)
+    projections, feed = embedded_feed(settings, read)  # the feed projection bound to the feed settings
+    projector = Projector(log, read, projections)
+    projector.subscribe(FreshnessRecorder(feed.freshness))
     projector.catch_up()  # whatever the log holds beyond the read models (e.g. after a crash)
     new_id = IdGenerator(settings.shard_id)
     pubsub = InProcessPubSub()
@@ -42,6 +49,7 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
     def close() -> None:
         log.close()
         read_conn.close()
+        read_lock.release()
 
     container = Container(
         settings=settings,
@@ -59,6 +67,8 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
         new_id=new_id,
         clock=clock,
         close=close,
+        feed=feed,
+        extra_metrics=[safe_render(feed.freshness)],
     )
     for wire in WIRING:
         wire(container)
@@ -70,3 +80,4 @@ WIRING: list[Callable[[Container], None]] = []
 WIRING.append(media_collector.wire)  # delete media blobs once an erased account no longer uses them
 WIRING.append(wire_stories_and_notifications)  # story expiry job, notification announcer for SSE
 WIRING.append(media_worker.wire)  # renditions of each upload, in a thread pool; MediaProcessed / MediaFailed
+WIRING.append(wire_replays)  # `glimpse replay` against this running process; drops retired read models

@@ -21,9 +21,12 @@ from infra.cassandra.migrations import migrate
 from infra.cassandra.readmodel import CassandraReadModel
 from infra.cassandra.session import connect, ensure_keyspace
 from infra.container import Container
+from infra.feed_freshness import safe_render
+from infra.feed_wiring import scale_feed
 from infra.kafka.eventlog import KafkaEventLog
 from infra.kafka.topics import ensure_topics
 from infra.media.s3_store import S3MediaStore
+from infra.redis_adapters.feed_cache import FeedCacheMirror
 from infra.redis_adapters.pubsub import RedisPubSub
 from infra.redis_adapters.ratelimit import RedisRateLimiter
 from infra.redis_adapters.wiring import cached_read_model, redis_client
@@ -42,6 +45,9 @@ def build_scale(settings: Settings, role: Role = "all", clock: Callable[[], date
     durable = CassandraReadModel(session, keyspace, tables)
     cache = redis_client(settings)
     read = cached_read_model(durable, cache, settings)
+    # A stale feed rebuilt by a read goes to Cassandra, then into the cache as the worker's writes do.
+    mirror = FeedCacheMirror(cache, prefix=settings.redis_prefix, cap=settings.feed_cache_cap)
+    feed = scale_feed(settings, durable, cache, mirror.apply)
     store = CassandraCommandStore(session, keyspace)
     log = KafkaEventLog(settings, store)
     media = S3MediaStore(settings)
@@ -73,6 +79,8 @@ def build_scale(settings: Settings, role: Role = "all", clock: Callable[[], date
             "kafka": lambda: ensure_topics(settings),
         },
         close=close,
+        feed=feed,
+        extra_metrics=[safe_render(feed.freshness)],
     )
     for wire in WIRING:
         wire(container)

@@ -82,6 +82,35 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(_settings(args), log_level=args.log_level)
 
 
+def _checkout_on_path() -> None:
+    # bench/ lives in the source checkout, not in the installed package.
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    _checkout_on_path()
+    from bench.main import run
+
+    return run(args)
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    _checkout_on_path()
+    try:
+        from bench.main import add_arguments
+    except ImportError:  # an installed copy without the checkout: `glimpse bench` then says so when run
+        return
+    add_arguments(parser)
+
+
+def cmd_replay_or_digest(args: argparse.Namespace) -> int:
+    from infra.replay_cli import main as replay_main
+
+    return replay_main(args.command, args, _settings(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse", description="Glimpse: event-sourced photo sharing backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +138,20 @@ def main(argv: list[str] | None = None) -> int:
 
     media_worker = sub.add_parser("media-worker", help="make renditions for uploads (scale stack: the media topic)")
     media_worker.set_defaults(func=cmd_media_worker)
+
+    bench = sub.add_parser("bench", help="the feed benchmark (bench/README.md): DSB mix, push / pull / hybrid")
+    _bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    replay = sub.add_parser(
+        "replay", help="rebuild read models from the start of the log beside the live ones, then switch (blue/green)"
+    )
+    digest = sub.add_parser("digest", help="a stable hash of each read model's content")
+    from infra.replay_cli import add_arguments as replay_arguments
+
+    replay_arguments(replay, digest)
+    replay.set_defaults(func=cmd_replay_or_digest)
+    digest.set_defaults(func=cmd_replay_or_digest)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

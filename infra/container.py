@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from commands.bus import CommandBus
 from commands.ports import EventLog, MediaStore
@@ -15,6 +15,9 @@ from infra.pubsub import PubSub
 from infra.settings import Settings
 from projections.privacy import Privacy
 from projections.store import ReadModel
+
+if TYPE_CHECKING:
+    from infra.feed_wiring import FeedRuntime
 
 
 class Limiter(Protocol):
@@ -59,6 +62,9 @@ class Container:
     projector: Projector | None = None  # the in-process projector (embedded mode only)
     jobs: list[PeriodicJob] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
+    feed: FeedRuntime | None = None  # the home feed's strategy, activity store and write-back (infra/feed_wiring.py)
+    # More Prometheus text for /metrics (e.g. histograms), each a complete block.
+    extra_metrics: list[Callable[[], str]] = field(default_factory=list)
 
     @property
     def privacy(self) -> Privacy:

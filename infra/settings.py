@@ -49,7 +49,20 @@ class Settings(BaseSettings):
     media_poll_seconds: float = Field(1.0, gt=0, description="embedded media worker: timeouts and restart recovery")
     max_video_seconds: float = Field(90.0, gt=0, description="longest accepted video")
 
-    feed_fanout_cap: int = Field(800, description="newest entries kept per home feed")
+    feed_fanout_cap: int = Field(800, ge=1, description="newest entries kept per durable home feed")
+    # -- the home feed's fan-out (DESIGN.md section 5; projections/feed) ----------
+    feed_strategy: Literal["push", "pull", "hybrid"] = Field(
+        "hybrid", description="push: fan out to everyone; pull: merge at read time; hybrid: both"
+    )
+    feed_celebrity_threshold: int = Field(
+        10_000, ge=0, description="hybrid: authors with more followers are merged at read time, not pushed"
+    )
+    feed_active_window_seconds: int = Field(
+        7 * 24 * 3600, ge=0, description="hybrid: followers who read their feed within it are pushed to"
+    )
+    feed_fanout_chunk: int = Field(1000, ge=1, description="followers per fan-out chunk (one scan page)")
+    feed_backfill_posts: int = Field(50, ge=0, description="a followee's newest posts copied into a feed on follow")
+    feed_rebuild_depth: int = Field(200, ge=1, description="entries written back when a stale feed is rebuilt")
     suggestion_followee_scan: int = Field(200, ge=1, description="followees read per suggestions request")
     suggestion_edge_scan: int = Field(5000, ge=1, description="follow edges read per suggestions request")
     consistency_wait_seconds: float = 2.0

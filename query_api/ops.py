@@ -39,4 +39,5 @@ async def metrics(c: C) -> str:
     lines = []
     for name, value in sorted(c.consistency.metrics().items()):
         lines += [f"# TYPE glimpse_{name} gauge", f"glimpse_{name} {value}"]
-    return "\n".join(lines) + "\n"
+    extra = [await asyncio.to_thread(block) for block in c.extra_metrics]  # may ask a server (Redis)
+    return "\n".join(lines) + "\n" + "".join(extra)

@@ -56,6 +56,15 @@ twice. It exists for the contract and for callers that apply an event and its
 position atomically (the SQLite projector); no projection uses it, and projections
 that run on Cassandra must not (test_no_projection_uses_increment checks it).
 
+Bulk (the projection worker's batch overlay, infra/worker/overlay.py)
+    `read_bulk` serves many reads in one concurrent round: point reads as IN queries
+    (by partition key, or IN on every key column over small boxes of keys), the rest
+    one statement each. `write_changes` writes a batch's net effect: prefix deletes at
+    one timestamp and final rows at a later one, all at once, packed into unlogged
+    batches (one per partition, small partitions together within the server's warning
+    thresholds), then every counter it names recounted as above, with the counts
+    grouped by partition (IN ... GROUP BY).
+
 Reads
     `get`/`get_many` by full key (get_many runs its reads concurrently); `scan` by any
     key prefix: prefixes that cover the partition key are one ordered partition or
@@ -74,13 +83,16 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cassandra import ConsistencyLevel
 from cassandra.cluster import ResponseFuture, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from infra.cassandra.session import check_name
 from infra.cassandra.tables import ddl, from_cql, indexed_columns, q, to_cql
+from infra.worker.changes import BatchChanges, ReadRequest, Recounted
+from infra.worker.changes import Recount as BatchRecount
 from projections.store import (
     CounterRef,
     Delete,
@@ -96,6 +108,41 @@ from projections.store import (
 )
 
 MAX_IN_FLIGHT = 128  # concurrent requests per apply/get_many; the driver multiplexes them
+MAX_IN_KEYS = 100  # keys per IN query of a bulk read
+MAX_BATCH_STATEMENTS = 50  # statements per single-partition unlogged batch of a flush
+# A batch across partitions stays under the server's default warning thresholds
+# (unlogged_batch_across_partitions_warn_threshold 10, batch_size_warn_threshold 5 KiB):
+BATCH_PARTITIONS = 10
+BATCH_BYTES = 3000  # estimated from the values (`_weight`), with room for cell overhead
+
+
+MAX_BOX_COMBINATIONS = 100  # key combinations one IN-on-every-column read may look up
+
+
+def _boxes(keys: Sequence[tuple[Any, ...]], width: int, limit: int) -> list[list[set[Any]]]:
+    """Cut sorted keys into groups whose per-column value sets multiply to at most `limit`."""
+    boxes: list[list[set[Any]]] = []
+    current: list[set[Any]] = [set() for _ in range(width)]
+    size = 0
+    for key in keys:
+        grown = 1
+        for values, v in zip(current, key, strict=True):
+            grown *= len(values) + (v not in values)
+        if size and grown > limit:
+            boxes.append(current)
+            current = [set() for _ in range(width)]
+            grown = 1
+        for values, v in zip(current, key, strict=True):
+            values.add(v)
+        size = grown
+    if size:
+        boxes.append(current)
+    return boxes
+
+
+def _weight(params: tuple[Any, ...]) -> int:
+    """A rough size of a statement's mutation, in bytes."""
+    return sum(len(v) if isinstance(v, str | bytes) else 8 for v in params if v is not None) + 8 * len(params)
 
 
 class UnknownTable(KeyError):
@@ -112,8 +159,17 @@ class CounterShapeError(ValueError):
 
 @dataclass(frozen=True)
 class _Stmt:
+    statement: PreparedStatement | BatchStatement
+    params: tuple[Any, ...] | None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One statement of a bulk read, and what to do with its rows."""
+
     statement: PreparedStatement
-    params: tuple[Any, ...]
+    params: list[Any]
+    done: Callable[[list[Any]], None]
 
 
 # An operation's plan: yields statements, receives each one's rows.
@@ -139,9 +195,61 @@ class _Recount:
     resource: _Resource  # the counter row's partition
 
 
+class _Codec:
+    """One table's values to and from CQL, with the per-column type checks done once."""
+
+    __slots__ = ("columns", "decode_special", "encode_special", "key_special", "nkey", "npart")
+
+    def __init__(self, t: Table) -> None:
+        self.columns = t.columns
+        self.nkey = len(t.key)
+        self.npart = len(t.partition)
+        special = [(i, c) for i, c in enumerate(t.columns) if t.type_of(c) in (list, dict, bool, float)]
+        self.decode_special = [(c, t.type_of(c)) for _, c in special if t.type_of(c) in (list, dict)]
+        self.encode_special = [(i, c, t.type_of(c)) for i, c in special]
+        self.key_special = [(i, c, t.type_of(c)) for i, c in special if i < self.nkey]
+
+    @staticmethod
+    def _encode(kind: type, value: Any) -> Any:
+        if value is None:
+            return None
+        if kind is list or kind is dict:
+            return orjson.dumps(value).decode()
+        return kind(value)
+
+    def decode(self, values: Sequence[Any]) -> Row:
+        row = dict(zip(self.columns, values, strict=True))
+        for c, _ in self.decode_special:
+            if row[c] is not None:
+                row[c] = orjson.loads(row[c])
+        return row
+
+    def encode(self, row: Row) -> list[Any]:
+        out = [row.get(c) for c in self.columns]
+        for i, _, kind in self.encode_special:
+            out[i] = self._encode(kind, out[i])
+        return out
+
+    def key(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        if not self.key_special:
+            return tuple(values)
+        out = list(values)
+        for i, _, kind in self.key_special:
+            out[i] = self._encode(kind, out[i])
+        return tuple(out)
+
+
 class CassandraReadModel:
-    def __init__(self, session: Session, keyspace: str, tables: Iterable[Table], prefix: str = "rm_") -> None:
+    def __init__(
+        self,
+        session: Session,
+        keyspace: str,
+        tables: Iterable[Table],
+        prefix: str = "rm_",
+        consistency: int = ConsistencyLevel.LOCAL_QUORUM,
+    ) -> None:
         self._session = session
+        self._consistency = consistency
         self._keyspace = check_name(keyspace)
         self._tables = {t.name: t for t in tables}
         self._prefix = prefix
@@ -150,6 +258,7 @@ class CassandraReadModel:
         self._prepared: dict[tuple[Any, ...], PreparedStatement] = {}
         self._prepare_lock = threading.Lock()
         self._counter_sources: dict[tuple[str, str], str] = {}
+        self._codecs = {name: _Codec(t) for name, t in self._tables.items()}
         if not session.use_client_timestamp:
             raise ValueError("CassandraReadModel orders writes by client timestamps; enable use_client_timestamp")
         self._timestamp: Callable[[], int] = session.cluster.timestamp_generator
@@ -182,7 +291,7 @@ class CassandraReadModel:
             found = self._prepared.get(shape)
             if found is None:
                 found = self._session.prepare(cql())
-                found.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+                found.consistency_level = self._consistency
                 self._prepared[shape] = found
             return found
 
@@ -253,6 +362,20 @@ class CassandraReadModel:
             return []
         if not self._covers_partition(t, cols):
             return self._scan_across_partitions(t, prefix, cols, before, after, desc, limit)
+        statement, params = self._scan_query(t, cols, prefix, before, after, desc, limit)
+        return [self._row(t, r, t.columns) for r in self._session.execute(statement, params)]
+
+    def _scan_query(
+        self,
+        t: Table,
+        cols: Sequence[str],
+        prefix: Key,
+        before: Any,
+        after: Any,
+        desc: bool,
+        limit: int | None,
+    ) -> tuple[PreparedStatement, list[Any]]:
+        """The statement of a scan whose prefix covers the partition key."""
         rest = t.key[len(cols) :]
         bounded = bool(rest)
         has_before, has_after = bounded and before is not None, bounded and after is not None
@@ -280,8 +403,7 @@ class CassandraReadModel:
             params.append(to_cql(t, rest[0], after))
         if limit is not None:
             params.append(int(limit))
-        statement = self._prepare(shape, cql)
-        return [self._row(t, r, t.columns) for r in self._session.execute(statement, params)]
+        return self._prepare(shape, cql), params
 
     def _rows_by_partial_partition(
         self, t: Table, prefix: Key, cols: Sequence[str], columns: Sequence[str]
@@ -321,17 +443,25 @@ class CassandraReadModel:
         cols = self._prefix_columns(t, prefix)
         if cols and not self._covers_partition(t, cols):
             return len(self._rows_by_partial_partition(t, prefix, cols, t.partition))
+        statement, params = self._count_query(t, cols, prefix)
+        found = self._session.execute(statement, params).one()
+        return int(found[0])
+
+    def _count_query(self, t: Table, cols: Sequence[str], prefix: Key) -> tuple[PreparedStatement, list[Any]]:
         statement = self._prepare(
             ("count", t.name, len(cols)),
             lambda: f"SELECT COUNT(*) FROM {self._phys(t.name)}" + (f" WHERE {self._where(cols)}" if cols else ""),
         )
-        found = self._session.execute(statement, [to_cql(t, c, prefix[c]) for c in cols]).one()
-        return int(found[0])
+        return statement, [to_cql(t, c, prefix[c]) for c in cols]
 
     def find(self, table: str, where: Key, limit: int | None = None) -> list[Row]:
         t = self._table(table)
         if limit is not None and limit <= 0:
             return []
+        statement, params = self._find_query(t, where, limit)
+        return [self._row(t, r, t.columns) for r in self._session.execute(statement, params)]
+
+    def _find_query(self, t: Table, where: Key, limit: int | None) -> tuple[PreparedStatement, list[Any]]:
         cols = tuple(where)
         indexed = set(indexed_columns(t))
         whole_partition = set(t.partition) <= set(cols)
@@ -346,7 +476,376 @@ class CassandraReadModel:
         params = [to_cql(t, c, where[c]) for c in cols]
         if limit is not None:
             params.append(int(limit))
-        return [self._row(t, r, t.columns) for r in self._session.execute(statement, params)]
+        return statement, params
+
+    # -- bulk (a batch overlay's reads and flush) -------------------------------
+    def read_bulk(self, requests: Sequence[ReadRequest]) -> list[Any]:
+        """Serve many reads at once (the request vocabulary of `infra.worker.changes`).
+
+        Point reads of one table go out as `IN` queries (by partition key, or by the one
+        clustering column within a partition), everything else as one statement each,
+        all concurrently. Prefixes shorter than the partition key are read one by one
+        (only admin tools ask for those)."""
+        results: list[Any] = [None] * len(requests)
+        jobs: list[_Job] = []
+        gets: dict[str, dict[tuple[Any, ...], list[int]]] = {}
+        for i, request in enumerate(requests):
+            kind, t = request[0], self._table(request[1])
+            if kind == "get":
+                gets.setdefault(t.name, {}).setdefault(tuple(request[2]), []).append(i)
+                continue
+            if kind == "find":
+                where, limit = dict(request[2]), request[3]
+                if limit is not None and limit <= 0:
+                    results[i] = []
+                    continue
+                statement, params = self._find_query(t, where, limit)
+                jobs.append(_Job(statement, params, self._rows_into(results, i, t)))
+                continue
+            prefix = dict(zip(t.key, request[2], strict=False))
+            cols = self._prefix_columns(t, prefix)
+            if kind == "scan":
+                _, _, _, before, after, desc, limit = request
+                if (limit is not None and limit <= 0) or not self._covers_partition(t, cols):
+                    results[i] = self.scan(t.name, prefix, before=before, after=after, desc=desc, limit=limit)
+                    continue
+                statement, params = self._scan_query(t, cols, prefix, before, after, desc, limit)
+                jobs.append(_Job(statement, params, self._rows_into(results, i, t)))
+            elif kind == "count":
+                if cols and not self._covers_partition(t, cols):
+                    results[i] = self.count(t.name, prefix)
+                    continue
+                statement, params = self._count_query(t, cols, prefix)
+                jobs.append(_Job(statement, params, self._count_into(results, i)))
+            else:
+                raise ValueError(f"unknown read request {request!r}")
+        for name, keys in gets.items():
+            jobs += self._get_jobs(self._table(name), keys, results)
+        self._execute_all(jobs)
+        return results
+
+    def _rows_into(self, results: list[Any], i: int, t: Table) -> Callable[[list[Any]], None]:
+        decode = self._codecs[t.name].decode
+
+        def done(rows: list[Any]) -> None:
+            results[i] = [decode(r) for r in rows]
+
+        return done
+
+    @staticmethod
+    def _count_into(results: list[Any], i: int) -> Callable[[list[Any]], None]:
+        def done(rows: list[Any]) -> None:
+            results[i] = int(rows[0][0])
+
+        return done
+
+    def _get_jobs(self, t: Table, keys: dict[tuple[Any, ...], list[int]], results: list[Any]) -> list[_Job]:
+        """Point reads of table `t`, grouped into IN queries where the key allows it."""
+        by_cql: dict[tuple[Any, ...], list[int]] = {}
+        encode = self._codecs[t.name].key
+        for key, slots in keys.items():
+            if len(key) != len(t.key) or None in key:
+                raise ValueError(f"{t.name}: {key} is not a full key {t.key}")
+            by_cql.setdefault(encode(key), []).extend(slots)
+        width = len(t.key)
+        decode = self._codecs[t.name].decode
+
+        def deliver(rows: list[Any]) -> None:
+            for r in rows:
+                for slot in by_cql.get(tuple(r[:width]), ()):
+                    results[slot] = decode(r)
+
+        for slots in by_cql.values():  # absent unless a row comes back
+            for slot in slots:
+                results[slot] = None
+        jobs: list[_Job] = []
+        npart = len(t.partition)
+        if not t.clustering and npart == 1:
+            statement = self._prepare(("get_in", t.name), lambda: self._select(t, ()) + f" WHERE {q(t.key[0])} IN ?")
+            wanted = [k[0] for k in by_cql]
+            for start in range(0, len(wanted), MAX_IN_KEYS):
+                jobs.append(_Job(statement, [wanted[start : start + MAX_IN_KEYS]], deliver))
+            return jobs
+        # Keys with clustering columns: IN on every key column, over "boxes" of keys whose
+        # cross product stays small (the server looks up every combination; the rows that
+        # were not asked for are dropped here). One request answers many sparse keys.
+        statement = self._prepare(
+            ("get_box", t.name),
+            lambda: self._select(t, ()) + " WHERE " + " AND ".join(f"{q(c)} IN ?" for c in t.key),
+        )
+        for box in _boxes(sorted(by_cql), len(t.key), MAX_BOX_COMBINATIONS):
+            jobs.append(_Job(statement, [sorted(values) for values in box], deliver))
+        return jobs
+
+    def _execute_all(self, jobs: Sequence[_Job]) -> None:
+        """Run every job's statement, at most MAX_IN_FLIGHT at a time, handing each its rows.
+        The first failure stops new requests and is raised once those in flight are back."""
+        answers: queue.SimpleQueue[tuple[int, list[Any] | None, BaseException | None]] = queue.SimpleQueue()
+        pending = deque(range(len(jobs)))
+        in_flight = 0
+        error: BaseException | None = None
+        while True:
+            while pending and in_flight < MAX_IN_FLIGHT and error is None:
+                j = pending.popleft()
+                self._collect(self._session.execute_async(jobs[j].statement, jobs[j].params), j, answers)
+                in_flight += 1
+            if in_flight == 0:
+                break
+            j, rows, exc = answers.get()
+            in_flight -= 1
+            if exc is not None:
+                error = error or exc
+            elif error is None:
+                jobs[j].done(rows or [])
+        if error is not None:
+            raise error
+
+    def validate(self, ops: Sequence[Op]) -> None:
+        """Raise for an operation `apply` would refuse (the checks of `_resources`), without
+        writing anything and without encoding any value."""
+        for op in ops:
+            match op:
+                case Put() | SetAdd():
+                    t = self._table(op.table)
+                    missing = [c for c in t.key if op.row.get(c) is None]
+                    if missing:
+                        raise ValueError(f"{t.name}: row without key columns {missing}")
+                    for counter in op.counters if isinstance(op, SetAdd) else ():
+                        self._check_counter_shape(t, op.row, counter)
+                case Patch():
+                    t = self._table(op.table)
+                    self._check_full_key(t, op.key)
+                    for c in op.values:
+                        if c not in t.values:
+                            raise ValueError(f"{t.name}: cannot patch {c!r}, not a value column")
+                case Increment():
+                    t = self._table(op.table)
+                    self._check_full_key(t, op.key)
+                    self._check_value_column(t, op.column, int)
+                case SetRemove():
+                    t = self._table(op.table)
+                    self._check_full_key(t, op.key)
+                    for counter in op.counters:
+                        self._check_counter_shape(t, op.key, counter)
+                case Delete():
+                    self._prefix_columns(self._table(op.table), op.key)
+                case _:
+                    raise TypeError(f"unknown operation {op!r}")
+
+    @staticmethod
+    def _check_full_key(table: Table, key: Key) -> None:
+        if len(key) != len(table.key) or any(key.get(c) is None for c in table.key):
+            raise ValueError(f"{table.name}: {dict(key)} is not a full key {table.key}")
+
+    def write_changes(self, changes: BatchChanges) -> Recounted:
+        """Write a batch's net effect (see `infra.worker.changes`).
+
+        Prefix deletes carry one timestamp and every row write a later one, so all of
+        them go out at once and still land in the batch's order; statements of one
+        partition share an unlogged batch (one mutation, one request). Recounts run
+        once the rows are written, like those of `apply`."""
+        if changes.early is not None and changes.late is not None:
+            early, late = changes.early, changes.late  # journaled: written again, the same cells
+        else:
+            early, late = self._timestamp(), self._timestamp()
+        if late <= early:  # pragma: no cover - the driver's generator is monotonic
+            late = early + 1
+        per_partition: dict[_Resource, list[tuple[PreparedStatement, tuple[Any, ...]]]] = {}
+        plans: list[_Plan] = []
+
+        def add(t: Table, key: tuple[Any, ...], statement: PreparedStatement, params: tuple[Any, ...]) -> None:
+            per_partition.setdefault((t.name, key[: len(t.partition)]), []).append((statement, params))
+
+        for name, prefix in changes.deletes:
+            t = self._table(name)
+            cols = t.key[: len(prefix)]
+            values = tuple(to_cql(t, c, v) for c, v in zip(cols, prefix, strict=True))
+            if self._covers_partition(t, cols):
+                add(t, values, self._delete_at_statement(t, len(cols)), (early, *values))
+            else:
+                plans.append(self._plan_delete_partitions(t, cols, values, early))
+        statements: dict[tuple[Any, ...], PreparedStatement] = {}
+
+        def statement(kind: str, t: Table, make: Callable[[], PreparedStatement]) -> PreparedStatement:
+            found = statements.get((kind, t.name))
+            if found is None:
+                found = statements[(kind, t.name)] = make()
+            return found
+
+        for w in changes.rows:
+            t = self._table(w.table)
+            codec = self._codecs[t.name]
+            key = codec.key(w.key)
+            where = per_partition.setdefault((t.name, key[: codec.npart]), [])
+            if w.row is None:
+                delete = statement("delete", t, lambda: self._delete_at_statement(t, len(t.key)))  # noqa: B023
+                where.append((delete, (late, *key)))
+                continue
+            if w.columns is None:
+                insert = statement("insert", t, lambda: self._insert_statement(t, True))  # noqa: B023
+                where.append((insert, (*codec.encode(w.row), late)))
+                continue
+            if w.cleared:
+                delete = statement("delete", t, lambda: self._delete_at_statement(t, len(t.key)))  # noqa: B023
+                where.append((delete, (early, *key)))
+            if w.columns:
+                values = tuple(to_cql(t, c, w.row[c]) for c in w.columns)
+                where.append((self._update_statement(t, w.columns), (late, *values, *key)))
+        plans += [self._plan_statement(step) for step in self._packed(per_partition)]
+        self._run(plans, [_Deps(frozenset(), frozenset())] * len(plans))
+        return self._recount_all(changes.recounts)
+
+    def _packed(self, per_partition: dict[_Resource, list[tuple[Any, tuple[Any, ...]]]]) -> list[_Stmt]:
+        """Statements as few requests: a partition's statements in one unlogged batch (one
+        mutation), and small partitions together in one batch, within the server's limits
+        for batches across partitions (BATCH_PARTITIONS, BATCH_BYTES) so it never warns."""
+        steps: list[_Stmt] = []
+        group: list[tuple[Any, tuple[Any, ...]]] = []
+        partitions = size = 0
+
+        def close() -> None:
+            nonlocal group, partitions, size
+            if len(group) == 1:
+                steps.append(_Stmt(*group[0]))
+            elif group:
+                steps.append(_Stmt(self._batch(group), None))
+            group, partitions, size = [], 0, 0
+
+        for statements in per_partition.values():
+            weight = sum(_weight(params) for _, params in statements)
+            if weight > BATCH_BYTES or len(statements) > MAX_BATCH_STATEMENTS:
+                for start in range(0, len(statements), MAX_BATCH_STATEMENTS):
+                    steps.append(_Stmt(self._batch(statements[start : start + MAX_BATCH_STATEMENTS]), None))
+                continue
+            if partitions + 1 > BATCH_PARTITIONS or size + weight > BATCH_BYTES:
+                close()
+            group += statements
+            partitions += 1
+            size += weight
+        close()
+        return steps
+
+    def _batch(self, statements: Sequence[tuple[Any, tuple[Any, ...]]]) -> BatchStatement:
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._consistency)
+        for statement, params in statements:
+            batch.add(statement, params)
+        return batch
+
+    @staticmethod
+    def _plan_statement(step: _Stmt) -> _Plan:
+        yield step
+
+    def _recount_all(self, recounts: Sequence[BatchRecount]) -> Recounted:
+        """Set every counter cell to the size of its set partition, all at once: the counts
+        go out together (by partition IN ... GROUP BY where the key allows), then the writes,
+        all with one timestamp taken before any count (a recount that read later wins)."""
+        recounted: Recounted = {}
+        if not recounts:
+            return recounted
+        stamp = self._timestamp()
+        cells: list[tuple[Table, tuple[Any, ...], str, Table, tuple[Any, ...], BatchRecount]] = []
+        for r in recounts:
+            ct, st = self._table(r.table), self._table(r.set_table)
+            key = self._full_key(ct, dict(zip(ct.key, r.key, strict=True)))
+            partition = tuple(to_cql(st, c, v) for c, v in zip(st.partition, r.partition, strict=True))
+            cells.append((ct, key, r.column, st, partition, r))
+        sizes: dict[tuple[str, tuple[Any, ...]], int] = {}
+        jobs: list[_Job] = []
+        by_set: dict[str, set[tuple[Any, ...]]] = {}
+        for _, _, _, st, partition, _ in cells:
+            by_set.setdefault(st.name, set()).add(partition)
+        for name, partitions in by_set.items():
+            st = self._table(name)
+            for partition in partitions:
+                sizes[(name, partition)] = 0  # unless counted below
+            jobs += self._count_jobs(st, sorted(partitions), sizes)
+        self._execute_all(jobs)
+        empty = [(ct, key, column) for ct, key, column, st, partition, _ in cells if sizes[(st.name, partition)] == 0]
+        current: dict[tuple[str, tuple[Any, ...]], Row | None] = {}
+        if empty:
+            wanted = {(ct.name, key) for ct, key, _ in empty}
+            found = self.read_bulk([("get", name, self._key_values(name, key)) for name, key in wanted])
+            current = dict(zip(wanted, found, strict=True))
+        per_partition: dict[_Resource, list[tuple[Any, tuple[Any, ...]]]] = {}
+        for ct, key, column, st, partition, r in cells:
+            size = sizes[(st.name, partition)]
+            if size == 0:
+                row = current.get((ct.name, key))
+                if row is None or row[column] is None:
+                    # As in SQLite, where only a removal that happened moves a counter: an empty
+                    # set leaves a counter that was never set (or whose row is gone) unset.
+                    recounted[(r.table, r.key, r.column)] = None
+                    continue
+            recounted[(r.table, r.key, r.column)] = size
+            per_partition.setdefault((ct.name, key[: len(ct.partition)]), []).append(
+                (self._set_value_statement(ct, column), (stamp, size, *key))
+            )
+        steps = self._packed(per_partition)
+        self._run([self._plan_statement(step) for step in steps], [_Deps(frozenset(), frozenset())] * len(steps))
+        return recounted
+
+    def _key_values(self, name: str, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        t = self._table(name)
+        return tuple(from_cql(t, c, v) for c, v in zip(t.key, key, strict=True))
+
+    def _count_jobs(
+        self, st: Table, partitions: list[tuple[Any, ...]], sizes: dict[tuple[str, tuple[Any, ...]], int]
+    ) -> list[_Job]:
+        if len(st.partition) != 1:
+            statement = self._prepare(
+                ("count", st.name, len(st.partition)),
+                lambda: f"SELECT COUNT(*) FROM {self._phys(st.name)} WHERE {self._where(st.partition)}",
+            )
+
+            def one(partition: tuple[Any, ...]) -> Callable[[list[Any]], None]:
+                def done(rows: list[Any]) -> None:
+                    sizes[(st.name, partition)] = int(rows[0][0])
+
+                return done
+
+            return [_Job(statement, list(p), one(p)) for p in partitions]
+        column = q(st.partition[0])
+        grouped = self._prepare(
+            ("count_in", st.name),
+            lambda: f"SELECT {column}, COUNT(*) FROM {self._phys(st.name)} WHERE {column} IN ? GROUP BY {column}",
+        )
+
+        def done(rows: list[Any]) -> None:
+            for value, n in rows:
+                sizes[(st.name, (value,))] = int(n)
+
+        keys = [p[0] for p in partitions]
+        return [_Job(grouped, [keys[i : i + MAX_IN_KEYS]], done) for i in range(0, len(keys), MAX_IN_KEYS)]
+
+    def _plan_delete_partitions(self, t: Table, cols: Sequence[str], values: tuple[Any, ...], stamp: int) -> _Plan:
+        """Drop every partition whose leading partition columns are `values` (found through the index)."""
+        statement = self._prepare(
+            ("partitions", t.name, tuple(cols)),
+            lambda: (
+                f"SELECT {', '.join(q(c) for c in t.partition)} FROM {self._phys(t.name)}"
+                + (f" WHERE {self._where(cols)}" if cols else "")
+            ),
+        )
+        rows = yield _Stmt(statement, values)
+        drop = self._delete_at_statement(t, len(t.partition))
+        for partition in dict.fromkeys(tuple(r) for r in rows):
+            yield _Stmt(drop, (stamp, *partition))
+
+    def _delete_at_statement(self, t: Table, n: int) -> PreparedStatement:
+        return self._prepare(
+            ("delete_at", t.name, n),
+            lambda: f"DELETE FROM {self._phys(t.name)} USING TIMESTAMP ? WHERE {self._where(t.key[:n])}",
+        )
+
+    def _update_statement(self, t: Table, cols: tuple[str, ...]) -> PreparedStatement:
+        return self._prepare(
+            ("patch", t.name, cols),
+            lambda: (
+                f"UPDATE {self._phys(t.name)} USING TIMESTAMP ? SET "
+                + ", ".join(f"{q(c)} = ?" for c in cols)
+                + f" WHERE {self._where(t.key)}"
+            ),
+        )
 
     # -- writes: planning ----------------------------------------------------
     def apply(self, ops: Sequence[Op]) -> None:
@@ -403,6 +902,10 @@ class CassandraReadModel:
             raise ValueError(f"{t.name}.{column} is not {kind.__name__}")
 
     def _check_counter(self, set_table: Table, key: Key, counter: CounterRef) -> _Resource:
+        self._check_counter_shape(set_table, key, counter)
+        return self._partition_of(self._table(counter.table), counter.key)
+
+    def _check_counter_shape(self, set_table: Table, key: Key, counter: CounterRef) -> None:
         ct = self._table(counter.table)
         where = f"counter {ct.name}.{counter.column} of set {set_table.name}"
         if set(counter.key) != set(ct.key):
@@ -421,7 +924,6 @@ class CassandraReadModel:
         source = self._counter_sources.setdefault((ct.name, counter.column), set_table.name)
         if source != set_table.name:
             raise CounterShapeError(f"{where}: that counter already counts {source}; one counter, one set")
-        return self._partition_of(ct, counter.key)
 
     def _recounts_to_run(self, ops: Sequence[Op], resources: Sequence[list[_Resource]]) -> list[list[_Recount]]:
         """Per op, the recounts it runs: a counter fed again by a later op of this batch,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import redis
 
 from events.union import Event
+from infra.feed_freshness import FreshnessRecorder, RedisFreshness
 from infra.redis_adapters import sync_client
 from infra.redis_adapters.counters import CachedCountersReadModel, CounterInvalidator
 from infra.redis_adapters.feed_cache import CachedFeedReadModel, FeedCacheMirror
@@ -42,4 +43,6 @@ def cache_listeners(client: redis.Redis, settings: Settings) -> list[Listener]:
     return [
         FeedCacheMirror(client, prefix=settings.redis_prefix, cap=settings.feed_cache_cap),
         CounterInvalidator(client, prefix=settings.redis_prefix),
+        # After the mirror: a post counts as fresh once its fan-out is readable from the cache.
+        FreshnessRecorder(RedisFreshness(client, settings.redis_prefix)),
     ]

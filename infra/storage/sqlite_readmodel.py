@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from infra.storage.codec import SQL_TYPES, from_db, to_db
@@ -36,6 +36,7 @@ class SqliteReadModel:
         self.conn = conn
         self._tables = {t.name: t for t in tables}
         self._prefix = prefix
+        self._routes: dict[str, str] = {}  # logical -> physical name, where not prefix + name
         self._sql_cache: dict[tuple[Any, ...], str] = {}
 
     # -- schema -------------------------------------------------------------
@@ -55,8 +56,17 @@ class SqliteReadModel:
     def tables(self) -> list[Table]:
         return list(self._tables.values())
 
+    def physical(self, name: str) -> str:
+        """The SQLite table holding the logical table `name`."""
+        return self._phys(name)
+
+    def route(self, physical: Mapping[str, str]) -> None:
+        """Point logical tables at other SQLite tables: the blue/green switch of a rebuilt
+        read model (infra/readmodel_generations.py). Every later statement uses them."""
+        self._routes.update(physical)
+
     def _phys(self, name: str) -> str:
-        return self._prefix + name
+        return self._routes.get(name) or self._prefix + name
 
     def _table(self, name: str) -> Table:
         try:

@@ -108,6 +108,15 @@ def create_app(settings: Settings, applier: BatchApplier, datadir: Path | None =
     def assigned() -> set[Partition]:
         return {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics}
 
+    def owns_everything() -> bool:
+        """Every partition of every topic is this worker's: no other worker writes the read models."""
+        owned = assigned()
+        for topic in topics:
+            count = app.consumer.topic_partitions(topic)
+            if count is None or any((topic, p) not in owned for p in range(count)):
+                return False
+        return True
+
     def highwater(tp: Partition) -> int | None:
         end = app.consumer.highwater(faust.types.TP(*tp))
         return None if end is None else int(end)
@@ -147,6 +156,7 @@ def create_app(settings: Settings, applier: BatchApplier, datadir: Path | None =
                 if not ready:
                     break
                 drained.set()
+                applier.ownership(app.rebalancing_count, not app.rebalancing and owns_everything())
                 await run_batch([(e.message.topic, e.message.partition, e.message.offset, e.value) for _, e in ready])
                 for stream, event in ready:
                     await stream.ack(event)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from events.union import Event
 from infra.settings import Settings
 from infra.worker.applier import BatchApplier, Listener
-from projections.registry import PROJECTIONS, all_tables
-from projections.store import Op, ReadModel
+from projections.registry import all_tables
+from projections.store import Op, ReadModel, ReadModelWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,32 @@ def worker_listeners(settings: Settings, read: ReadModel) -> list[Listener]:
     ]
 
 
+def connect_worker(settings: Settings) -> Any:
+    """The worker's Cassandra session."""
+    from infra.cassandra.session import connect
+
+    return connect(settings)
+
+
+def build_read_model(session: Any, settings: Settings, *, overlay: bool = True) -> ReadModelWriter:
+    """The read models the applier writes through."""
+    from infra.cassandra.readmodel import CassandraReadModel
+    from infra.worker.overlay import BatchOverlay
+
+    read = CassandraReadModel(session, settings.cassandra_keyspace, all_tables())
+    return BatchOverlay(read, all_tables()) if overlay else read
+
+
 def build_worker(settings: Settings) -> ProjectionWorker:
     """The applier wired to Cassandra (keyspace and tables created or migrated if needed)."""
     from infra.cassandra.command_store import CassandraCommandStore
+    from infra.cassandra.flush_journal import CassandraFlushJournal
     from infra.cassandra.migrations import migrate
     from infra.cassandra.readmodel import CassandraReadModel
     from infra.cassandra.session import connect, ensure_keyspace
+    from infra.feed_wiring import worker_projections
+    from infra.redis_adapters.wiring import redis_client
+    from infra.worker.overlay import BatchOverlay
 
     session = connect(settings)
     try:
@@ -59,7 +80,18 @@ def build_worker(settings: Settings) -> ProjectionWorker:
         migrate(session, keyspace, tables)
         read = CassandraReadModel(session, keyspace, tables)
         positions = CassandraCommandStore(session, keyspace)
-        applier = BatchApplier(read, PROJECTIONS, positions, settings.worker_group, worker_listeners(settings, read))
+        projections = worker_projections(settings, redis_client(settings))  # the feed bound to its settings
+        # The query services write rebuilt home feeds into the feed's tables (FeedRuntime.repair):
+        # the overlay must not remember those from one batch to the next.
+        shared = [t.name for p in projections if p.name == "feed" for t in p.tables]
+        applier = BatchApplier(
+            BatchOverlay(read, tables, volatile=shared),  # rounds of concurrent reads, one flush per batch
+            projections,
+            positions,
+            settings.worker_group,
+            worker_listeners(settings, read),
+            journal=CassandraFlushJournal(session, keyspace),
+        )
     except BaseException:
         session.cluster.shutdown()
         raise

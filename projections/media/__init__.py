@@ -6,7 +6,10 @@ wins: a redelivered or late outcome for a row that is no longer `processing` cha
 nothing, and an outcome for a row that is gone (its owner was erased, possibly
 before the outcome arrived from another stream) writes nothing, so erased media can
 never come back through a late MediaProcessed. That guard reads the row this
-projection owns, as `_forget_owner` does.
+projection owns, as `_forget_owner` does. Likewise an upload applied after its owner's
+deletion (which another stream may carry first) is ignored (profile's
+`deleted_accounts`), and a redelivered upload never brings back the original that its
+failure released.
 
 Bytes are content-addressed: originals under `originals/<sha>.<ext>` (never served:
 they still carry their metadata; released once processing failed), renditions under `renditions/<sha>.<ext>` where
@@ -22,6 +25,7 @@ from typing import Any
 from events.accounts import AccountDeleted
 from events.media import MediaFailed, MediaProcessed, MediaUploaded
 from events.union import Event
+from projections.profile import deleted
 from projections.projection import Projection
 from projections.store import Delete, Op, Patch, Put, ReadModel, Row, SetAdd, Table
 
@@ -149,8 +153,11 @@ def _forget_owner(owner_id: int, read: ReadModel) -> list[Op]:
     return ops
 
 
-def _uploaded(event: MediaUploaded) -> list[Op]:
-    return [
+def _uploaded(event: MediaUploaded, read: ReadModel) -> list[Op]:
+    if deleted(read, event.owner_id):
+        return []  # the owner's deletion overtook this upload on another stream: it must not come back
+    row = read.get(MEDIA.name, {"media_id": event.media_id})
+    ops: list[Op] = [
         # Insert-if-absent: a redelivered upload must not reset a processed row.
         SetAdd(
             MEDIA.name,
@@ -169,16 +176,20 @@ def _uploaded(event: MediaUploaded) -> list[Op]:
             },
         ),
         SetAdd(USER_MEDIA.name, {"owner_id": event.owner_id, "media_id": event.media_id}),
-        Put(
-            MEDIA_BY_KEY.name,
-            {
-                "storage_key": event.storage_key,
-                "media_id": event.media_id,
-                "content_type": event.content_type,
-                "sha256": event.sha256,
-            },
-        ),
     ]
+    if row is None or row["status"] != FAILED:  # a failed upload released its original for good
+        ops.append(
+            Put(
+                MEDIA_BY_KEY.name,
+                {
+                    "storage_key": event.storage_key,
+                    "media_id": event.media_id,
+                    "content_type": event.content_type,
+                    "sha256": event.sha256,
+                },
+            )
+        )
+    return ops
 
 
 def _processed(event: MediaProcessed) -> list[Op]:
@@ -214,7 +225,7 @@ def _processed(event: MediaProcessed) -> list[Op]:
 def project(event: Event, read: ReadModel) -> list[Op]:
     match event:
         case MediaUploaded():
-            return _uploaded(event)
+            return _uploaded(event, read)
         case MediaProcessed() | MediaFailed():
             row = read.get(MEDIA.name, {"media_id": event.media_id})
             if row is None or row["status"] != PROCESSING:
@@ -231,4 +242,5 @@ def project(event: Event, read: ReadModel) -> list[Op]:
     return []
 
 
-PROJECTION = Projection("media", 2, (MEDIA, USER_MEDIA, MEDIA_BY_KEY), project)
+# 3: an upload redelivered after its failure, or applied after its owner's deletion, changes nothing
+PROJECTION = Projection("media", 3, (MEDIA, USER_MEDIA, MEDIA_BY_KEY), project)

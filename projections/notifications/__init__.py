@@ -11,7 +11,8 @@ Groups (type, target):
 - follow_request  (none)       FollowRequested -> the followee; it leaves once answered
                                or withdrawn.
 Nobody is notified of their own doing. PostDeleted drops the groups about the post (and
-its comments); AccountDeleted drops the user's list and takes them out of every group
+its comments), and leaves a tombstone: a like or comment applied after it (they travel
+on another stream) is ignored; AccountDeleted drops the user's list and takes them out of every group
 they appear in. Blocks and changed visibility are applied when reading (`views`), so a
 block lifted later brings nothing back wrongly and nothing here depends on it.
 
@@ -39,12 +40,13 @@ from projections.notifications.tables import (
     NOTIFICATION_ACTORS,
     NOTIFICATION_COMMENTS,
     NOTIFICATION_FEED,
+    NOTIFICATION_GONE_POSTS,
     NOTIFICATION_GROUPS,
     NOTIFICATION_READS,
     NOTIFICATION_RECENT,
     TABLES,
 )
-from projections.profile import ACCOUNTS
+from projections.profile import deleted
 from projections.projection import Projection
 from projections.store import Delete, Op, Put, ReadModel
 
@@ -57,8 +59,11 @@ def channel_of(user_id: int) -> str:
 
 
 def _exists(read: ReadModel, *user_ids: int) -> bool:
-    """False if an account is gone: its deletion overtook this event on another stream."""
-    return all(read.get(ACCOUNTS.name, {"user_id": u}) is not None for u in user_ids)
+    """False if an account is gone: its deletion overtook this event on another stream.
+
+    Asks for deleted accounts, not for existing ones: an event may also be applied before
+    the AccountRegistered of an account it names, and must count then too."""
+    return not deleted(read, *user_ids)
 
 
 def _add(read: ReadModel, event: Event, group: Group, actor_id: int) -> list[Op]:
@@ -71,7 +76,13 @@ def _unique(ids: tuple[int, ...], *excluded: int) -> list[int]:
     return sorted(set(ids) - set(excluded))
 
 
+def _post_gone(read: ReadModel, post_id: int) -> bool:
+    return read.get(NOTIFICATION_GONE_POSTS.name, {"post_id": post_id}) is not None
+
+
 def _commented(event: Commented, read: ReadModel) -> list[Op]:
+    if _post_gone(read, event.post_id) or deleted(read, event.author_id):
+        return []  # the post's or the commenter's deletion overtook the comment on another stream
     ops: list[Op] = [
         Put(
             NOTIFICATION_COMMENTS.name,
@@ -113,10 +124,13 @@ def _post_deleted(event: PostDeleted, read: ReadModel) -> list[Op]:
         ops += drop_group(row)
     for row in read.find(NOTIFICATION_COMMENTS.name, {"post_id": event.post_id}):
         ops.append(Delete(NOTIFICATION_COMMENTS.name, {"comment_id": row["comment_id"]}))
+    ops.append(Put(NOTIFICATION_GONE_POSTS.name, {"post_id": event.post_id}))
     return ops
 
 
 def _read(event: NotificationsRead, read: ReadModel) -> list[Op]:
+    if deleted(read, event.user_id):
+        return []  # the reader's deletion overtook this on another stream
     row = read.get(NOTIFICATION_READS.name, {"user_id": event.user_id})
     if row is not None and int(row["up_to_id"]) >= event.up_to_id:
         return []  # the watermark never moves back
@@ -148,6 +162,8 @@ def _request_answered(read: ReadModel, follower: int, followee: int) -> list[Op]
 def project(event: Event, read: ReadModel) -> list[Op]:
     match event:
         case Liked():
+            if _post_gone(read, event.post_id):
+                return []
             group = Group(event.post_author_id, "like", "post", event.post_id, event.post_id)
             return _add(read, event, group, event.user_id)
         case Unliked():
@@ -182,4 +198,4 @@ def project(event: Event, read: ReadModel) -> list[Op]:
     return []
 
 
-PROJECTION = Projection(NAME, 1, TABLES, project)
+PROJECTION = Projection(NAME, 2, TABLES, project)  # 2: deleted accounts, not unknown ones, are skipped

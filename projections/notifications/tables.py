@@ -57,6 +57,10 @@ NOTIFICATION_COMMENTS = Table(
     indexes=(("post_id", "author_id"), ("author_id",)),
 )
 
+# Deleted posts: a like or comment of one applied after its PostDeleted (which the posts
+# stream carries, not the engagement stream) must not bring its notification back.
+NOTIFICATION_GONE_POSTS = Table("notification_gone_posts", partition=("post_id",))
+
 TABLES = (
     NOTIFICATION_GROUPS,
     NOTIFICATION_FEED,
@@ -64,4 +68,5 @@ TABLES = (
     NOTIFICATION_RECENT,
     NOTIFICATION_READS,
     NOTIFICATION_COMMENTS,
+    NOTIFICATION_GONE_POSTS,
 )

@@ -1,7 +1,9 @@
 """The posts read model: posts by id, posts by author, live post counts, media in posts.
 
 USER_POST_COUNTS moves only with USER_POSTS membership (SetAdd/SetRemove), so a
-redelivered PostCreated or PostDeleted never counts twice.
+redelivered PostCreated or PostDeleted never counts twice. A PostCreated applied after
+its author's AccountDeleted (another stream, so possible in the scale stack) is ignored,
+as the deletion would have removed the post.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from events.accounts import AccountDeleted
 from events.posts import PostCreated, PostDeleted
 from events.union import Event
 from projections.posts.views import timestamp
+from projections.profile import deleted
 from projections.projection import Projection
 from projections.store import CounterRef, Delete, Op, Put, ReadModel, SetAdd, SetRemove, Table
 
@@ -80,6 +83,8 @@ def _forget_author(author_id: int, read: ReadModel) -> list[Op]:
 def project(event: Event, read: ReadModel) -> list[Op]:
     match event:
         case PostCreated():
+            if deleted(read, event.author_id):
+                return []  # the author's deletion overtook the post on another stream
             return _created(event)
         case PostDeleted():
             return _removed(event.post_id, event.author_id, read)
@@ -88,4 +93,5 @@ def project(event: Event, read: ReadModel) -> list[Op]:
     return []
 
 
-PROJECTION = Projection("posts", 1, (POSTS, USER_POSTS, USER_POST_COUNTS, MEDIA_POSTS), project)
+# 2: a post applied after its author's deletion is ignored
+PROJECTION = Projection("posts", 2, (POSTS, USER_POSTS, USER_POST_COUNTS, MEDIA_POSTS), project)

@@ -14,6 +14,17 @@ ACCOUNTS = Table(
     types={"username": str, "display_name": str, "bio": str, "private": bool, "password_hash": str},
 )
 USERNAMES = Table("usernames", partition=("username",), values=("user_id",), types={"username": str})
+# Deleted accounts, for good (user ids are never reused). Streams are ordered per key
+# only, so an event naming an account may be applied after that account's deletion;
+# projections that keep rows about other users ask `deleted` and ignore such events, as
+# the deletion would have removed what they add. (Asking whether the account exists
+# instead would also drop events applied before the AccountRegistered they follow.)
+DELETED_ACCOUNTS = Table("deleted_accounts", partition=("user_id",))
+
+
+def deleted(read: ReadModel, *user_ids: int) -> bool:
+    """Whether any of the accounts was deleted (as far as the log has been applied)."""
+    return any(read.get(DELETED_ACCOUNTS.name, {"user_id": u}) is not None for u in user_ids)
 
 
 def project(event: Event, read: ReadModel) -> list[Op]:
@@ -49,8 +60,9 @@ def project(event: Event, read: ReadModel) -> list[Op]:
             return [
                 Delete(ACCOUNTS.name, {"user_id": event.user_id}),
                 Delete(USERNAMES.name, {"username": event.username}),
+                Put(DELETED_ACCOUNTS.name, {"user_id": event.user_id}),
             ]
     return []
 
 
-PROJECTION = Projection("profile", 1, (ACCOUNTS, USERNAMES), project)
+PROJECTION = Projection("profile", 2, (ACCOUNTS, USERNAMES, DELETED_ACCOUNTS), project)  # 2: DELETED_ACCOUNTS

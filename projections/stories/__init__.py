@@ -10,6 +10,10 @@
 - `story_expiry`: stories by expiry time, for the expiry job. One partition: in the scale
   stack it would be bucketed by hour, the embedded mode does not need that.
 
+Streams are ordered per key only: a story, view or follow applied after the deletion
+of an account it names (profile's `deleted_accounts`) is ignored, as the deletion
+would have removed it.
+
 A story leaves with StoryExpired (written by the job once expires_at has passed; readers
 already hide it from that instant), with its author's AccountDeleted, never otherwise.
 """
@@ -21,7 +25,7 @@ from events.graph import Blocked, Followed, Unfollowed
 from events.stories import StoryExpired, StoryPosted, StoryViewed
 from events.union import Event
 from projections.graph import FOLLOWERS
-from projections.profile import ACCOUNTS
+from projections.profile import deleted
 from projections.projection import Projection
 from projections.store import CounterRef, Delete, Op, Put, ReadModel, SetAdd, SetRemove, Table
 
@@ -73,7 +77,7 @@ def _tray_entry(viewer_id: int, author_id: int) -> Put:
 
 
 def _posted(event: StoryPosted, read: ReadModel) -> list[Op]:
-    if read.get(ACCOUNTS.name, {"user_id": event.author_id}) is None:
+    if deleted(read, event.author_id):
         return []  # the author's deletion overtook this story on another stream
     expires_ms = int(event.expires_at.timestamp() * 1000)
     ops: list[Op] = [
@@ -121,6 +125,8 @@ def _posted(event: StoryPosted, read: ReadModel) -> list[Op]:
 def _viewed(event: StoryViewed, read: ReadModel) -> list[Op]:
     if read.get(STORIES.name, {"story_id": event.story_id}) is None:
         return []  # expired or gone: a counter bump would resurrect a half row
+    if deleted(read, event.viewer_id):
+        return []  # the viewer's deletion overtook the view on another stream
     existing = read.get(STORY_VIEWS.name, {"story_id": event.story_id, "viewer_id": event.viewer_id})
     if existing is not None:
         return []
@@ -180,6 +186,8 @@ def _expired(event: StoryExpired, read: ReadModel) -> list[Op]:
 
 
 def _followed(event: Followed, read: ReadModel) -> list[Op]:
+    if deleted(read, event.follower_id, event.followee_id):
+        return []
     if read.scan(USER_STORIES.name, {"author_id": event.followee_id}, limit=1):
         return [_tray_entry(event.follower_id, event.followee_id)]
     return []
@@ -228,7 +236,7 @@ def project(event: Event, read: ReadModel) -> list[Op]:
 
 PROJECTION = Projection(
     "stories",
-    1,
+    2,  # 2: events naming a deleted account are ignored whenever they arrive (was: unless registered)
     (STORIES, USER_STORIES, STORY_VIEWS, STORY_VIEWERS, STORY_TRAY, STORY_EXPIRY),
     project,
 )

@@ -5,7 +5,8 @@
     forbids, and the home feed and stories tray hold exactly what they should;
 (b) idempotency: repeating every command with its Idempotency-Key changes nothing;
 (c) replay: projecting the whole log into an empty database gives exactly the
-    live read models.
+    live read models, except the per-user home-feed tables, which depend on who
+    was reading (operational state) and are compared by the feeds they serve.
 
 The expected visibility comes from a small model kept here, independent of
 the read models, so a projection bug cannot hide behind itself.
@@ -24,8 +25,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from infra.feed_wiring import feed_policy, feed_projections
 from infra.replay import digests, rebuild
-from projections.registry import PROJECTIONS
+from projections.feed import ACTIVITY_DEPENDENT
+from query_api.feed import feed_page
 from tests.apphelpers import User, make_client
 
 N_USERS = 4
@@ -316,7 +319,21 @@ def test_replaying_the_log_rebuilds_the_live_read_models(history: list[tuple[str
         with world.client:
             for cmd in history:
                 world.run(cmd)
-        rebuilt = rebuild(world.container.log, Path(tmp) / "rebuilt.db", PROJECTIONS)
-        assert digests(rebuilt) == digests(world.container.read)  # type: ignore[arg-type]
+            # Replay sees everyone as active and never rebuilds on read, so the per-user feed
+            # tables are a cache that it fills differently (projections/feed/tables.py): compare
+            # those by the feeds they serve, every other table row by row.
+            settings = world.container.settings
+            rebuilt = rebuild(world.container.log, Path(tmp) / "rebuilt.db", feed_projections(settings))
+            live_digests = digests(world.container.read)  # type: ignore[arg-type]
+            assert _event_derived(digests(rebuilt)) == _event_derived(live_digests)
+            policy = feed_policy(settings)
+            for user in world.users:
+                live = [p["id"] for p in world.items(world.users.index(user), "/v1/feed")]
+                replayed, _ = feed_page(rebuilt, int(user.id), policy, 100, None)
+                assert live == [str(r["post_id"]) for r in replayed], user.username
         rebuilt.conn.close()
         world.container.close()
+
+
+def _event_derived(tables: dict[str, str]) -> dict[str, str]:
+    return {name: digest for name, digest in tables.items() if name not in ACTIVITY_DEPENDENT}

@@ -555,9 +555,10 @@ def test_migrations_apply_once_and_record_versions(session: Any) -> None:
         CassandraCommandStore(session, name).put_result(StoredResult("s", "f", 200, b"", ""))
         CassandraReadModel(session, name, tables).apply([Put("t_docs", {"doc_id": 1})])
         # A new migration applies alone; a changed one is refused.
-        extra = Migration(2, "extra", "CREATE TABLE IF NOT EXISTS $keyspace.extra (k int PRIMARY KEY);")
-        assert migrate(session, name, migrations=[*load_migrations(), extra]).applied == [2]
-        changed = Migration(2, "extra", extra.text + "\n-- edited")
+        version = max(m.version for m in load_migrations()) + 1
+        extra = Migration(version, "extra", "CREATE TABLE IF NOT EXISTS $keyspace.extra (k int PRIMARY KEY);")
+        assert migrate(session, name, migrations=[*load_migrations(), extra]).applied == [version]
+        changed = Migration(version, "extra", extra.text + "\n-- edited")
         with pytest.raises(MigrationError):
             migrate(session, name, migrations=[*load_migrations(), changed])
         # A changed table spec is a new fingerprint: its tables are created.
