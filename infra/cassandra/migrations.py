@@ -34,7 +34,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 
-from infra.cassandra.session import check_name
+from infra.cassandra.session import DDL_TIMEOUT_SECONDS, check_name
 from infra.cassandra.tables import ddl, fingerprint
 from projections.store import Table
 
@@ -96,7 +96,7 @@ def _run(session: Session, cql: str, params: Sequence[object] = (), *, serial: b
     statement = SimpleStatement(cql, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
     if serial:
         statement.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
-    return session.execute(statement, params)
+    return session.execute(statement, params, timeout=DDL_TIMEOUT_SECONDS)
 
 
 class _Lease:

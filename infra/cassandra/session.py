@@ -22,6 +22,9 @@ from infra.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT_SECONDS = 15.0
+# Schema changes wait for the schema to settle (and drops snapshot and delete files):
+# on a busy node they take far longer than a query.
+DDL_TIMEOUT_SECONDS = 120.0
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
@@ -89,9 +92,10 @@ def ensure_keyspace(session: Session, name: str, replication_factor: int) -> Non
         raise ValueError("replication_factor must be at least 1")
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {check_name(name)} WITH replication = "
-        f"{{'class': 'NetworkTopologyStrategy', 'replication_factor': {int(replication_factor)}}}"
+        f"{{'class': 'NetworkTopologyStrategy', 'replication_factor': {int(replication_factor)}}}",
+        timeout=DDL_TIMEOUT_SECONDS,
     )
 
 
 def drop_keyspace(session: Session, name: str) -> None:
-    session.execute(f"DROP KEYSPACE IF EXISTS {check_name(name)}")
+    session.execute(f"DROP KEYSPACE IF EXISTS {check_name(name)}", timeout=DDL_TIMEOUT_SECONDS)
