@@ -23,7 +23,7 @@ _examples = itertools.count()
 
 
 class ScaleWorld(World):
-    def __init__(self, base: str) -> None:  # noqa: super().__init__ builds an embedded app
+    def __init__(self, base: str) -> None:  # not super().__init__: that builds an embedded app
         self.client: Any = Client(base, Tokens())
         self.container = None
         example = next(_examples)
