@@ -345,6 +345,7 @@ def bench_embedded(data_dir: Path, n: int) -> dict[str, Any]:
     return {
         "events": report.events,
         "rows": report.rows,
+        "rows_by_read_model": _rows_by_read_model(data_dir, settings),
         "wall_seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
         "events_per_second": round(report.events / wall),
@@ -353,6 +354,21 @@ def bench_embedded(data_dir: Path, n: int) -> dict[str, Any]:
         "peak_rss_mb": round(_peak_rss_mb()),
         "goal_events_per_second": 50_000,
     }
+
+
+def _rows_by_read_model(data_dir: Path, settings: Any) -> dict[str, int]:
+    import sqlite3
+
+    from infra.replay_embedded import replay_projections
+
+    conn = sqlite3.connect(data_dir / "readmodels.db")
+    prefixes = dict(conn.execute("SELECT projection, prefix FROM readmodel_generations"))
+    out = {}
+    for p in replay_projections(settings):
+        prefix = prefixes.get(p.name, "rm_")
+        out[p.name] = sum(int(conn.execute(f"SELECT COUNT(*) FROM {prefix}{t.name}").fetchone()[0]) for t in p.tables)
+    conn.close()
+    return out
 
 
 def bench_scale(events: list[Raw], n: int) -> dict[str, Any]:

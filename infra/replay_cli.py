@@ -30,7 +30,7 @@ from typing import Any
 from infra import readmodel_generations as generations
 from infra.data_dir_lock import in_use, try_exclusive
 from infra.readmodel_digest import CACHE_TABLES, combine, table_digests
-from infra.replay import ReplayError, ReplayReport, blue_green, plan, run
+from infra.replay import Engine, ReplayError, ReplayReport, blue_green, plan, run
 from infra.replay_embedded import read_status, replay_projections, request_replay
 from infra.replay_progress import Progress, ProgressLine
 from infra.settings import Settings
@@ -53,6 +53,12 @@ def add_arguments(replay: argparse.ArgumentParser, digest: argparse.ArgumentPars
         "--grace-seconds", type=float, default=60.0, help="keep the old generation this long after the switch"
     )
     replay.add_argument("--keep", action="store_true", help="scale mode: keep the rebuilt tables (not switched yet)")
+    replay.add_argument(
+        "--engine",
+        choices=["memory", "sqlite"],
+        default="memory",
+        help="embedded mode: project in memory, then load (fast), or straight into SQLite (for models bigger than RAM)",
+    )
     digest.add_argument("--tables", action="store_true", help="a line per table too")
 
 
@@ -154,7 +160,9 @@ def print_report(report: dict[str, Any], digests: dict[str, dict[str, Any]], *, 
     print_digests(digests, tables=False, as_json=False)
 
 
-def replay_offline(settings: Settings, names: Sequence[str], grace_seconds: float) -> ReplayReport:
+def replay_offline(
+    settings: Settings, names: Sequence[str], grace_seconds: float, engine: Engine = "memory"
+) -> ReplayReport:
     """The replay in this process; the caller holds the data dir exclusively."""
     data_dir = settings.data_dir
     log = SqliteEventLog(data_dir / "events.db")
@@ -170,7 +178,13 @@ def replay_offline(settings: Settings, names: Sequence[str], grace_seconds: floa
         line = ProgressLine()
         try:
             steps = blue_green(
-                log, store, plan(projections, names), settle=log.head, grace_seconds=grace_seconds, progress=line
+                log,
+                store,
+                plan(projections, names),
+                settle=log.head,
+                grace_seconds=grace_seconds,
+                progress=line,
+                engine=engine,
             )
             report: ReplayReport = run(steps)
         finally:
@@ -181,9 +195,11 @@ def replay_offline(settings: Settings, names: Sequence[str], grace_seconds: floa
         log.close()
 
 
-def replay_through_server(data_dir: Path, names: Sequence[str], grace_seconds: float) -> dict[str, Any]:
+def replay_through_server(
+    data_dir: Path, names: Sequence[str], grace_seconds: float, engine: Engine = "memory"
+) -> dict[str, Any]:
     """Ask the process serving `data_dir` to replay, and follow it until it is done."""
-    request = request_replay(data_dir, names, grace_seconds)
+    request = request_replay(data_dir, names, grace_seconds, engine)
     print(f"a server has {data_dir} open: asked it to replay (request {request.request_id})", file=sys.stderr)
     line = ProgressLine()
     asked = time.monotonic()
@@ -222,10 +238,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         raise ReplayError(f"no event log in {data_dir}")
     alone = try_exclusive(data_dir)
     if alone is None:
-        report = replay_through_server(data_dir, args.projection, args.grace_seconds)
+        report = replay_through_server(data_dir, args.projection, args.grace_seconds, args.engine)
     else:
         try:
-            report = replay_offline(settings, args.projection, args.grace_seconds).as_dict()
+            report = replay_offline(settings, args.projection, args.grace_seconds, args.engine).as_dict()
         finally:
             alone.release()
     digests = embedded_digests(data_dir, _chosen(projections, report["projections"]))

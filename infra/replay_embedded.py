@@ -41,7 +41,15 @@ from infra import readmodel_generations as generations
 from infra.container import Container, PeriodicJob
 from infra.data_dir_lock import DataDirLock, hold_shared, try_exclusive
 from infra.feed_wiring import feed_projections
-from infra.replay import SERVER_BATCH, ReplayReport, blue_green, catch_up_new_projections, plan, run_async
+from infra.replay import (
+    SERVER_BATCH,
+    Engine,
+    ReplayReport,
+    blue_green,
+    catch_up_new_projections,
+    plan,
+    run_async,
+)
 from infra.replay_progress import Progress
 from infra.settings import Settings
 from infra.storage.sqlite_readmodel import SqliteReadModel
@@ -109,18 +117,22 @@ class ReplayRequest:
     request_id: str
     projections: tuple[str, ...]
     grace_seconds: float
+    engine: Engine = "memory"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.request_id,
             "projections": list(self.projections),
             "grace_seconds": self.grace_seconds,
+            "engine": self.engine,
             "requested_at": time.time(),
         }
 
 
-def request_replay(data_dir: Path, projections: Sequence[str], grace_seconds: float) -> ReplayRequest:
-    request = ReplayRequest(uuid.uuid4().hex, tuple(projections), grace_seconds)
+def request_replay(
+    data_dir: Path, projections: Sequence[str], grace_seconds: float, engine: Engine = "memory"
+) -> ReplayRequest:
+    request = ReplayRequest(uuid.uuid4().hex, tuple(projections), grace_seconds, engine)
     _write_json(status_path(data_dir, request.request_id), {"id": request.request_id, "state": "requested"})
     _write_json(data_dir / REQUESTS / f"{request.request_id}.json", request.as_dict())
     return request
@@ -178,7 +190,10 @@ class ReplayService:
                 path.unlink()
             except (FileNotFoundError, json.JSONDecodeError):
                 continue
-            return ReplayRequest(str(raw["id"]), tuple(raw.get("projections") or ()), float(raw["grace_seconds"]))
+            engine: Engine = "sqlite" if raw.get("engine") == "sqlite" else "memory"
+            return ReplayRequest(
+                str(raw["id"]), tuple(raw.get("projections") or ()), float(raw["grace_seconds"]), engine
+            )
         return None
 
     async def run(self, request: ReplayRequest) -> None:
@@ -204,6 +219,7 @@ class ReplayService:
                 grace_seconds=request.grace_seconds,
                 progress=on_progress,
                 batch=SERVER_BATCH,
+                engine=request.engine,
             )
             report: ReplayReport = await run_async(steps)
         except Exception as exc:

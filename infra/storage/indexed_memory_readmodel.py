@@ -357,6 +357,11 @@ class IndexedMemoryReadModel:
                 for ck in sorted(part):
                     yield part[ck]
 
+    def partitions(self, table: str) -> Iterator[list[Row]]:
+        """Every partition's rows (in clustering order), partitions in no particular order."""
+        for part in self._d(table).parts.values():
+            yield [part[ck] for ck in sorted(part)] if len(part) > 1 else list(part.values())
+
     def row_count(self, table: str) -> int:
         return sum(len(part) for part in self._d(table).parts.values())
 

@@ -117,6 +117,14 @@ def test_the_switched_read_models_equal_a_replay_of_the_final_log() -> None:
     assert digests(history.live) == fresh_replay(history)
 
 
+def test_the_sqlite_engine_builds_the_same_read_models_without_the_memory_store() -> None:
+    history = History().run(EVERYDAY)
+    report = replayed(history, plan(PROJECTIONS), MORE, batch=4, engine="sqlite")
+    assert report.rows == 0 and "load" not in report.seconds
+    assert "project" in history.phases  # type: ignore[attr-defined]
+    assert digests(history.live) == fresh_replay(history)
+
+
 def test_events_appended_after_the_last_catch_up_are_applied_before_the_switch() -> None:
     history = History().run(EVERYDAY)
     # One projecting step, many loading steps, no catch-up step: everything the commands
