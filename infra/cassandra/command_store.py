@@ -30,6 +30,7 @@ from cassandra.query import PreparedStatement
 
 from commands.ports import Reservation, ReservationTaken, StoredResult
 from infra.cassandra.session import check_name
+from infra.remote_consistency import parse_token, reached
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +120,9 @@ class CassandraCommandStore:
         return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}
 
 
-def parse_token(token: str) -> dict[Partition, int]:
-    """`topic:partition:offset,...` (infra.kafka.eventlog.format_token) as a mapping."""
-    wanted: dict[Partition, int] = {}
-    for part in filter(None, token.split(",")):
-        topic, partition, offset = part.rsplit(":", 2)
-        tp = (topic, int(partition))
-        wanted[tp] = max(wanted.get(tp, -1), int(offset))
-    return wanted
-
-
 def token_reached(positions: Mapping[Partition, int], token: str) -> bool:
     """Has every partition named by the token applied at least its offset? An empty token is reached."""
-    return all(positions.get(tp, -1) >= offset for tp, offset in parse_token(token).items())
+    return reached(parse_token(token), positions)
 
 
 _CQL = {
