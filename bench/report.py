@@ -61,6 +61,11 @@ def markdown(result: dict[str, Any]) -> str:
         "Made by `glimpse bench`; bench/README.md explains every number.",
         "",
     ]
+    if result.get("partial"):
+        lines += [
+            f"**Partial:** this run was stopped after the graphs below (of {', '.join(result['profile']['graphs'])}).",
+            "",
+        ]
     if not result["strategy_setting_supported"]:
         lines += [
             "**Note:** this build of Glimpse has no `feed_strategy` setting yet, so GLIMPSE_FEED_STRATEGY was "

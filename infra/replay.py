@@ -179,7 +179,9 @@ class ReplayReport:
         }
 
 
-def _project_into(store: ReadModelWriter, projections: Sequence[Projection], position: int, event: Event) -> None:
+def project_event(store: ReadModelWriter, projections: Sequence[Projection], position: int, event: Event) -> None:
+    """Apply one event through `projections` in order, as the projector does; a projection
+    that raises stops the replay loudly, naming itself, the event and its position."""
     for p in projections:
         try:
             ops = p.project(event, store)
@@ -212,7 +214,7 @@ def project_in_memory(
         if not events:
             raise ReplayError(f"the log ends at {position}, before position {until}")
         for pos, event in events:
-            _project_into(store, projections, pos, event)
+            project_event(store, projections, pos, event)
         position = events[-1][0]
         gc.freeze()
         if progress is not None:
@@ -312,7 +314,7 @@ def apply_sql(
 
         def work(events: list[tuple[int, Event]] = events) -> None:
             for pos, event in events:
-                _project_into(builder, projections, pos, event)
+                project_event(builder, projections, pos, event)
             generations.record_position(conn, build, events[-1][0])
 
         _in_transaction(conn, work)

@@ -29,6 +29,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ from infra.replay import (
     plan,
     run_async,
 )
-from infra.replay_progress import Progress
+from infra.replay_progress import Progress, ProgressLine
 from infra.settings import Settings
 from infra.storage.sqlite_readmodel import SqliteReadModel
 from projections.projection import Projection
@@ -88,7 +89,12 @@ def open_read_models(settings: Settings, log_: ReadableEventLog, store: SqliteRe
         projections = replay_projections(settings)
         generations.activate(store, projections)
         store.create_schema()
-        report = catch_up_new_projections(log_, store, projections)
+        line = ProgressLine() if sys.stderr.isatty() else None  # `glimpse serve` starting on a terminal
+        try:
+            report = catch_up_new_projections(log_, store, projections, progress=line)
+        finally:
+            if line is not None:
+                line.close()
         if report is not None:
             log.info(
                 "rebuilt %s from offset zero: %d events, %.0f events/s",

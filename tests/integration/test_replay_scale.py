@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from events.union import encode
-from infra.replay import _project_into
+from infra.replay import project_event
 from infra.settings import Settings
 from projections.registry import PROJECTIONS, all_tables
 from tests.integration.kafka_env import delete_topics, isolated
@@ -83,7 +83,7 @@ def world() -> Iterator[tuple[Any, Any, History]]:
         with keyspace(settings) as session:
             live = CassandraReadModel(session, settings.cassandra_keyspace, all_tables())
             for position, event in enumerate(events, 1):  # as the worker applies them, in log order
-                _project_into(live, PROJECTIONS, position, event)
+                project_event(live, PROJECTIONS, position, event)
             yield settings, session, history
     finally:
         delete_topics(settings)

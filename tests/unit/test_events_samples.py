@@ -175,10 +175,12 @@ def test_every_sample_loads_as_the_current_version(kind: str, version: int, path
             assert value is None or getattr(event, field) is not None
 
 
-@pytest.mark.parametrize(("kind", "version", "path"), all_samples(), ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("kind", "version", "path"),
+    [s for s in all_samples() if s[1] == CURRENT_VERSIONS.get(s[0])],  # old versions are upcast, not re-encoded
+    ids=lambda v: str(v),
+)
 def test_current_samples_re_encode_byte_for_byte(kind: str, version: int, path: Path) -> None:
-    if version != CURRENT_VERSIONS.get(kind):
-        pytest.skip("an old version: it is upcast, not re-encoded")
     data = path.read_bytes().strip()
     assert encode(decode(data)) == data, (
         f"{kind} v{version} no longer serializes as it did: a changed shape needs a new version and an upcaster"

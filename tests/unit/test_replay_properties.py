@@ -26,7 +26,7 @@ from events.accounts import AccountDeleted
 from events.posts import PostCreated
 from events.union import Event
 from infra.readmodel_digest import projection_digests
-from infra.replay import _project_into
+from infra.replay import project_event
 from infra.storage.indexed_memory_readmodel import IndexedMemoryReadModel
 from projections.projection import Projection
 from projections.registry import PROJECTIONS
@@ -38,7 +38,7 @@ NAMES = [p.name for p in PROJECTIONS]
 def replay(events: Sequence[Event], projections: Sequence[Projection] = PROJECTIONS) -> dict[str, str]:
     store = IndexedMemoryReadModel([t for p in projections for t in p.tables])
     for position, event in enumerate(events, 1):
-        _project_into(store, projections, position, event)
+        project_event(store, projections, position, event)
     return projection_digests(store, projections)
 
 
