@@ -56,8 +56,11 @@ from projections.store import Table
 
 T = TypeVar("T")
 Partition = tuple[str, int]
-LOAD_IN_FLIGHT = 256
-LOAD_BATCH = 50  # rows of one partition per unlogged batch
+# Bulk-load pressure. At 256 requests of 50-row batches in flight, a single node with a
+# 1 GB heap ran out of heap (memtables and SAI index segments of ~40 tables filling
+# faster than they flush) and exited; keep well below that. A real cluster takes more.
+LOAD_IN_FLIGHT = 32
+LOAD_BATCH = 20  # rows of one partition per unlogged batch
 
 REGISTRY = (
     "CREATE TABLE IF NOT EXISTS {ks}.readmodel_generations "
@@ -290,7 +293,7 @@ def load_cassandra(
     """Create `prefix` tables and insert the source's rows; returns how many.
 
     The rows of one partition go in unlogged batches (one request, one partition: the
-    batch Cassandra handles best), the rest one statement each, many requests in flight."""
+    batch Cassandra handles best), the rest one statement each, `LOAD_IN_FLIGHT` at a time."""
     from cassandra import ConsistencyLevel
     from cassandra.concurrent import execute_concurrent
     from cassandra.query import UNSET_VALUE, BatchStatement, BatchType

@@ -88,9 +88,12 @@ class Writer:
                 self.failures.append(repr(exc))
 
 
+GAUGES = ("glimpse_projection_lag", "glimpse_event_log_head")
+
+
 def _lag(base: str) -> dict[str, int]:
     lines = httpx.get(f"{base}/metrics", timeout=10).text.splitlines()
-    return {ln.split()[0]: int(float(ln.split()[1])) for ln in lines if ln.startswith("glimpse_") and " " in ln}
+    return {ln.split()[0]: int(ln.split()[1]) for ln in lines if ln.split(" ", 1)[0] in GAUGES}
 
 
 def _settled(base: str) -> int:
