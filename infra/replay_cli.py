@@ -211,6 +211,8 @@ def replay_through_server(
                 line(Progress.from_dict(status["progress"]))
             if state == "done":
                 report: dict[str, Any] = status["report"]
+                seconds = sum(report["seconds"].values())
+                line(Progress("done", report["events"], report["events"], "events", seconds, seconds))
                 return report
             if state == "failed":
                 raise ReplayError(f"the server's replay failed: {status.get('error')}")
