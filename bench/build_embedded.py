@@ -69,13 +69,14 @@ def build_graph(data_dir: Path, events: Iterable[Event]) -> dict[str, Any]:
     No post exists yet, so no feed setting can change what this projects.
     """
     from infra.bootstrap import build_embedded
+    from infra.personal_data.wiring import embedded_codec
     from infra.settings import Settings
     from infra.storage.sqlite_eventlog import SqliteEventLog
 
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     started = time.monotonic()
-    log = SqliteEventLog(data_dir / "events.db")
+    log = SqliteEventLog(data_dir / "events.db", embedded_codec(data_dir))
     count = 0
     for batch in batched(events, 5000):
         log.append(batch)

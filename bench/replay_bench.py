@@ -287,11 +287,22 @@ class LogWriter:
         return self.out[:n]
 
 
+def seal(events: list[Raw], codec: Any) -> list[Raw]:
+    """The events as a deployment writes them: personal fields sealed with each person's key."""
+    from events.union import EVENT_CLASSES
+
+    personal = {kind for kind, cls in EVENT_CLASSES.items() if getattr(cls, "PERSONAL", None)}
+    return [(*e[:5], codec.encode(decode(e[5]))) if e[3] in personal else e for e in events]
+
+
 def write_log(data_dir: Path, events: list[Raw]) -> None:
+    from infra.personal_data.wiring import embedded_codec
     from infra.storage.sqlite_eventlog import SqliteEventLog
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = SqliteEventLog(data_dir / "events.db")
+    codec = embedded_codec(data_dir)
+    events = seal(events, codec)
+    log = SqliteEventLog(data_dir / "events.db", codec)
     log.close()
     import sqlite3
 

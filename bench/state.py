@@ -35,7 +35,7 @@ BULK_SHARD = 1000  # no API process uses this id shard, so bulk ids never collid
 DAY_MS = 24 * 3600 * 1000
 # A real argon2id hash of nothing anyone types: bench users never log in (the bench mints their tokens).
 UNUSABLE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$YmVuY2hiZW5jaA$x1v3Z3lJm2n0v1q8b9c8d7e6f5a4b3c2d1e0f9a8b7c6"
-RENDITION = Rendition(key="bench/0000000000000000.webp", width=640, height=640, format="webp")
+RENDITION = Rendition(key="renditions/bench/0000000000000000.webp", width=640, height=640, format="webp")
 WORDS = [
     "sunset",
     "coffee",
@@ -182,6 +182,7 @@ def graph_events(state: State) -> Iterator[Event]:
             actor_id=uid,
             aggregate_id=mid,
             media_id=mid,
+            owner_id=uid,
             width=1080,
             height=1080,
             renditions=(RENDITION,),

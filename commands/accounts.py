@@ -110,7 +110,7 @@ def update_profile(ctx: CommandContext, cmd: UpdateProfile) -> Decision:
 def decide_delete_account(account: Row, meta: Meta) -> Decision:
     user_id = int(account["user_id"])
     username = str(account["username"])
-    event = AccountDeleted(**meta.envelope(user_id), user_id=user_id, username=username)
+    event = AccountDeleted(**meta.envelope(user_id), user_id=user_id)
     return Decision([event], status=204, release=(username_reservation(username, user_id),))
 
 

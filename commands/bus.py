@@ -92,7 +92,7 @@ class CommandBus:
             )
             decision = handler(CommandContext(meta=meta, read=self._read))
             body = orjson.dumps(decision.body)
-            result = StoredResult(scope, fingerprint, decision.status, body, "") if scope else None
+            result = StoredResult(scope, fingerprint, decision.status, body, "", actor_id) if scope else None
             try:
                 token = self._log.append(
                     decision.events, reserve=decision.reserve, release=decision.release, result=result

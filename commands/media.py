@@ -185,6 +185,7 @@ class ProcessedFacts:
     renditions: tuple[Rendition, ...]
     placeholder: str
     duration_ms: int | None = None
+    owner_id: int | None = None  # whose key seals the renditions in the log; else the media row's owner
 
 
 def _outcome_wanted(media: Row | None) -> bool:
@@ -198,9 +199,11 @@ def decide_processed(media: Row | None, facts: ProcessedFacts, meta: Meta) -> De
         raise Invalid("a processed media needs at least one rendition", code="no_renditions")
     if not _outcome_wanted(media):
         return Decision([], body={"id": str(facts.media_id), "recorded": False})
+    owner_id = facts.owner_id if facts.owner_id is not None or media is None else int(media["owner_id"])
     event = MediaProcessed(
         **meta.envelope(facts.media_id),
         media_id=facts.media_id,
+        owner_id=owner_id,
         width=facts.width,
         height=facts.height,
         renditions=facts.renditions,

@@ -27,6 +27,7 @@ class StoredResult:
     status: int
     body: bytes
     token: str  # the consistency token of the command's last event
+    subject: int | None = None  # the actor, whose key seals the body at rest (erased with the account)
 
 
 class ReservationTaken(Exception):

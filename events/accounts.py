@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from events.envelope import EventBase
@@ -12,6 +13,9 @@ class AccountEvent(EventBase):
 
 
 class AccountRegistered(AccountEvent):
+    PERSONAL: ClassVar[Mapping[str, object]] = {"username": "", "password_hash": "", "display_name": ""}
+    SUBJECT: ClassVar[str] = "user_id"
+
     type: Literal["AccountRegistered"] = "AccountRegistered"
     version: Literal[1] = 1
     user_id: int
@@ -23,6 +27,9 @@ class AccountRegistered(AccountEvent):
 class ProfileUpdated(AccountEvent):
     """Only the fields that changed are set; None means unchanged."""
 
+    PERSONAL: ClassVar[Mapping[str, object]] = {"display_name": "", "bio": ""}
+    SUBJECT: ClassVar[str] = "user_id"
+
     type: Literal["ProfileUpdated"] = "ProfileUpdated"
     version: Literal[1] = 1
     user_id: int
@@ -32,7 +39,9 @@ class ProfileUpdated(AccountEvent):
 
 
 class AccountDeleted(AccountEvent):
+    """Version 2 no longer names the username: it would stay readable in the log after
+    the erasure this event starts (events/upcasting.py drops it from version 1)."""
+
     type: Literal["AccountDeleted"] = "AccountDeleted"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     user_id: int
-    username: str

@@ -6,6 +6,7 @@ projections need no lookup to know whom it concerns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from events.envelope import EventBase
@@ -38,6 +39,9 @@ class Unliked(EngagementEvent):
 
 
 class Commented(EngagementEvent):
+    PERSONAL: ClassVar[Mapping[str, object]] = {"text": ""}
+    SUBJECT: ClassVar[str] = "author_id"
+
     type: Literal["Commented"] = "Commented"
     version: Literal[1] = 1
     comment_id: int

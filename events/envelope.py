@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar
 
@@ -17,6 +18,12 @@ class EventBase(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     STREAM: ClassVar[str] = ""
+    # A person's data (profile fields, captions, comments, media keys) is sealed in the
+    # log with a key of that person, kept outside the log and deleted with the account
+    # (crypto-shredding: infra/personal_data/). PERSONAL maps each such field to what
+    # it reads as once its key is gone; SUBJECT names the field holding whose data it is.
+    PERSONAL: ClassVar[Mapping[str, object]] = {}
+    SUBJECT: ClassVar[str] = ""
 
     event_id: int
     occurred_at: datetime

@@ -8,6 +8,7 @@ by the projection once an outcome is in, so the first outcome in the log wins.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +24,9 @@ class MediaEvent(EventBase):
 
 
 class MediaUploaded(MediaEvent):
+    PERSONAL: ClassVar[Mapping[str, object]] = {"storage_key": "", "sha256": ""}
+    SUBJECT: ClassVar[str] = "owner_id"
+
     type: Literal["MediaUploaded"] = "MediaUploaded"
     version: Literal[1] = 1
     media_id: int
@@ -53,11 +57,19 @@ class MediaProcessed(MediaEvent):
     `width`/`height` are the picture as displayed (after EXIF orientation or video
     rotation); `placeholder` is a tiny inline image (a `data:` URL) to show while a
     rendition loads; `duration_ms` is set for video only.
+
+    Version 2 names the owner, whose key seals the renditions and the placeholder in
+    the log; version 1 named none (upcast with `owner_id` None: written in the clear,
+    before erasure existed).
     """
 
+    PERSONAL: ClassVar[Mapping[str, object]] = {"renditions": (), "placeholder": ""}
+    SUBJECT: ClassVar[str] = "owner_id"
+
     type: Literal["MediaProcessed"] = "MediaProcessed"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     media_id: int
+    owner_id: int | None
     width: int
     height: int
     renditions: tuple[Rendition, ...]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from events.envelope import EventBase
@@ -15,6 +16,9 @@ class PostEvent(EventBase):
 
 class PostCreated(PostEvent):
     """`mentions` are the user ids the caption's @names resolved to when posted."""
+
+    PERSONAL: ClassVar[Mapping[str, object]] = {"caption": ""}
+    SUBJECT: ClassVar[str] = "author_id"
 
     type: Literal["PostCreated"] = "PostCreated"
     version: Literal[1] = 1

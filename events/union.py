@@ -112,5 +112,15 @@ def decode(data: bytes | str) -> Event:
         return EVENT_ADAPTER.validate_python(upcast(raw, CURRENT_VERSIONS))
 
 
+def decode_parsed(raw: dict[str, Any]) -> Event:
+    """`decode` of an event already parsed from JSON (and perhaps unsealed)."""
+    if raw.get("type") in CURRENT_VERSIONS and raw.get("version") == CURRENT_VERSIONS[raw["type"]]:
+        return EVENT_ADAPTER.validate_python(raw)
+    return EVENT_ADAPTER.validate_python(upcast(raw, CURRENT_VERSIONS))
+
+
+EVENT_CLASSES: Mapping[str, type] = {str(cls.model_fields["type"].default): cls for cls in EVENT_TYPES}  # type: ignore[attr-defined]
+
+
 def stream_of(event: Event) -> str:
     return event.STREAM

@@ -19,6 +19,10 @@ and a test decodes them all, forever.
 History
 - Liked v2 (reaction kind): v1 likes were all plain likes, so the upcaster adds
   `reaction: "like"`.
+- AccountDeleted v2 drops `username`: the deletion starts the erasure of that
+  person's data, and the name must not stay readable in the log after it.
+- MediaProcessed v2 adds `owner_id`, whose key seals the renditions and placeholder;
+  a v1 outcome never named its owner, so it becomes `owner_id: None`.
 """
 
 from __future__ import annotations
@@ -42,9 +46,19 @@ def _liked_v1_to_v2(raw: RawEvent) -> RawEvent:
     return {**raw, "version": 2, "reaction": "like"}
 
 
+def _account_deleted_v1_to_v2(raw: RawEvent) -> RawEvent:
+    return {k: v for k, v in raw.items() if k != "username"} | {"version": 2}
+
+
+def _media_processed_v1_to_v2(raw: RawEvent) -> RawEvent:
+    return {**raw, "version": 2, "owner_id": None}
+
+
 # (type, version it reads) -> the upcaster to version + 1
 UPCASTERS: Mapping[tuple[str, int], Upcaster] = {
     ("Liked", 1): _liked_v1_to_v2,
+    ("AccountDeleted", 1): _account_deleted_v1_to_v2,
+    ("MediaProcessed", 1): _media_processed_v1_to_v2,
 }
 
 

@@ -46,7 +46,20 @@ QUERY_ROUTERS = (
     engagement_queries.router,
     notifications.router,
 )
-ROUTERS = (*COMMAND_ROUTERS, *QUERY_ROUTERS, ops_routes.router)
+# The order in which a request is matched against the routers. FastAPI tries routes one by
+# one, so the first ones are cheapest to reach: the home feed and the posts queries (90 % of
+# a DeathStarBench mix) come first. The order must select the same route, 405 or 404 for
+# every request as "commands, then queries" does, which tests/unit/test_app_routing.py checks
+# for every route's path and method. (GET and HEAD routes are all queries, the others all
+# commands; a command sharing a path with a moved query, like DELETE /v1/posts/{post_id},
+# must stay ahead of it, or a wrong-method request would get another 405 Allow header.)
+_HOT_FIRST = (feed.router, post_commands.router, posts.router)
+ROUTERS = (
+    *_HOT_FIRST,
+    *(r for r in COMMAND_ROUTERS if r not in _HOT_FIRST),
+    *(r for r in QUERY_ROUTERS if r not in _HOT_FIRST),
+    ops_routes.router,
+)
 
 
 async def _every(job: PeriodicJob) -> None:

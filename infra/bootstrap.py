@@ -16,6 +16,7 @@ from infra.jobs import wire as wire_stories_and_notifications
 from infra.media import collector as media_collector
 from infra.media import worker as media_worker
 from infra.media.local_store import LocalDiskMediaStore
+from infra.personal_data.wiring import embedded_codec, shred_on_deletion
 from infra.projector import Projector
 from infra.pubsub import InProcessPubSub
 from infra.ratelimit import RateLimiter
@@ -33,7 +34,8 @@ def utc_now() -> datetime:
 
 def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Container:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = SqliteEventLog(settings.data_dir / "events.db")
+    codec = embedded_codec(settings.data_dir)
+    log = SqliteEventLog(settings.data_dir / "events.db", codec)
     read_conn = connect(settings.data_dir / "readmodels.db")
     read = SqliteReadModel(read_conn, all_tables())
     read_lock = open_read_models(settings, log, read)  # blue/green generations; new projections from offset zero
@@ -41,6 +43,7 @@ def build_embedded(settings: Settings, clock: Callable[[], datetime] = utc_now) 
     projections, feed = embedded_feed(settings, read)  # the feed projection bound to the feed settings
     projector = Projector(log, read, projections)
     projector.subscribe(FreshnessRecorder(feed.freshness))
+    projector.subscribe(shred_on_deletion(codec))
     projector.catch_up()  # whatever the log holds beyond the read models (e.g. after a crash)
     new_id = IdGenerator(settings.shard_id)
     pubsub = InProcessPubSub()

@@ -17,6 +17,7 @@ from infra.app import Role
 from infra.auth import TokenService
 from infra.bootstrap import WIRING, utc_now
 from infra.cassandra.command_store import CassandraCommandStore
+from infra.cassandra.generations import CassandraRegistry, GenerationRouter
 from infra.cassandra.migrations import migrate
 from infra.cassandra.readmodel import CassandraReadModel
 from infra.cassandra.session import connect, ensure_keyspace
@@ -26,13 +27,14 @@ from infra.feed_wiring import scale_feed
 from infra.kafka.eventlog import KafkaEventLog
 from infra.kafka.topics import ensure_topics
 from infra.media.s3_store import S3MediaStore
-from infra.redis_adapters.feed_cache import FeedCacheMirror
+from infra.personal_data.wiring import scale_codec
+from infra.redis_adapters.generation_caches import GenerationCaches
 from infra.redis_adapters.pubsub import RedisPubSub
 from infra.redis_adapters.ratelimit import RedisRateLimiter
-from infra.redis_adapters.wiring import cached_read_model, redis_client
+from infra.redis_adapters.wiring import redis_client
 from infra.remote_consistency import RemoteConsistency
 from infra.settings import Settings
-from projections.registry import all_tables
+from projections.registry import PROJECTIONS, all_tables
 
 
 def build_scale(settings: Settings, role: Role = "all", clock: Callable[[], datetime] = utc_now) -> Container:
@@ -44,18 +46,31 @@ def build_scale(settings: Settings, role: Role = "all", clock: Callable[[], date
     ensure_topics(settings)
     durable = CassandraReadModel(session, keyspace, tables)
     cache = redis_client(settings)
-    read = cached_read_model(durable, cache, settings)
+    read = GenerationCaches(durable, cache, settings)
+    # Reads follow the blue/green switches of `glimpse replay --mode scale` within a second,
+    # the Redis caches with them (a key prefix per generation): docs/replay.md, "The scale mode".
+    router = GenerationRouter(CassandraRegistry(session, keyspace), PROJECTIONS, [durable], [read.switch])
+    router.refresh()
+    router.start()
     # A stale feed rebuilt by a read goes to Cassandra, then into the cache as the worker's writes do.
-    mirror = FeedCacheMirror(cache, prefix=settings.redis_prefix, cap=settings.feed_cache_cap)
-    feed = scale_feed(settings, durable, cache, mirror.apply)
+    feed = scale_feed(settings, durable, cache, read.mirror)
     store = CassandraCommandStore(session, keyspace)
-    log = KafkaEventLog(settings, store)
+
+    def applied_positions() -> dict[tuple[str, int], int]:
+        applied = store.positions(settings.worker_group)
+        # A switch records the new generation before the positions the rebuilt tables cover, so
+        # positions read first and the registry after: a reached token is readable where we read.
+        router.refresh()
+        return applied
+
+    log = KafkaEventLog(settings, store, scale_codec(session, keyspace, settings.personal_key_cache_seconds))
     media = S3MediaStore(settings)
     media.ensure_bucket()
     new_id = IdGenerator(settings.shard_id)
     pubsub = RedisPubSub(settings.redis_url, settings.redis_prefix)
 
     def close() -> None:
+        router.stop()
         log.close()
         session.cluster.shutdown()
 
@@ -71,7 +86,7 @@ def build_scale(settings: Settings, role: Role = "all", clock: Callable[[], date
         write_limiter=RedisRateLimiter(cache, settings.writes_per_minute, settings.redis_prefix),
         new_id=new_id,
         clock=clock,
-        consistency=RemoteConsistency(lambda: store.positions(settings.worker_group)),
+        consistency=RemoteConsistency(applied_positions),
         probes={
             "cassandra": lambda: session.execute("SELECT release_version FROM system.local"),
             "redis": cache.ping,

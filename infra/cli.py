@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from infra.settings import Settings
 
@@ -27,6 +27,87 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+_SERVE_ROLE = "GLIMPSE_SERVE_ROLE"  # how `glimpse serve --workers N` tells its worker processes the role
+
+
+def _hold_jobs_lock(data_dir: Path) -> bool:
+    """True in the one serving process (of several) that runs the periodic jobs: they write
+    events, and N copies of them racing would append the same facts N times."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "serve-jobs.lock", "a")  # noqa: SIM115 - held open for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    _JOBS_LOCK.append(handle)
+    return True
+
+
+_JOBS_LOCK: list[Any] = []
+
+
+def scale_worker_app() -> Any:
+    """The app of one `glimpse serve --mode scale --workers N` process (a uvicorn factory).
+
+    The Cassandra read model's driver calls block the process's event loop while they wait;
+    several processes keep the cores busy while some of them wait (the driver is thread- and
+    process-safe; the embedded SQLite mode never runs this way)."""
+    import atexit
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra.app import Role, create_app
+    from infra.bootstrap_scale import build_scale
+
+    role = cast("Role", os.environ.get(_SERVE_ROLE, "all"))
+    settings = Settings()
+    # uvicorn calls this factory on its running event loop; building connects with asyncio.run
+    # (topics), so it runs in a thread of its own.
+    with ThreadPoolExecutor(1) as pool:
+        container = pool.submit(build_scale, settings, role).result()
+    if not _hold_jobs_lock(settings.data_dir):
+        container.jobs.clear()
+    atexit.register(container.close)
+    return create_app(container, role=role)
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    import uvicorn
+
+    from infra.bootstrap_scale import build_scale
+
+    # Keyspace, tables and topics made once here, not raced by N processes at start.
+    build_scale(settings, role=args.role).close()
+    # The worker processes read their settings from the environment, as any Settings() does.
+    os.environ.update(
+        {
+            "GLIMPSE_MODE": "scale",
+            "GLIMPSE_DATA_DIR": str(settings.data_dir),
+            "GLIMPSE_HOST": settings.host,
+            "GLIMPSE_PORT": str(settings.port),
+            _SERVE_ROLE: args.role,
+        }
+    )
+    print(
+        f"Glimpse (scale, {args.role}, {args.workers} processes) on http://{settings.host}:{settings.port}", flush=True
+    )
+    uvicorn.run(
+        "infra.cli:scale_worker_app",
+        factory=True,
+        workers=args.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -35,6 +116,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     started = time.monotonic()
+    workers = args.workers if args.workers is not None else settings.api_workers
+    if workers > 1:
+        if args.mode != "scale":
+            print("--workers needs --mode scale: the embedded mode is one process (SQLite, in-process projector)")
+            return 2
+        if args.seed_if_empty:
+            print("--seed-if-empty is for the embedded mode")
+            return 2
+        args.workers = workers
+        return _serve_workers(args, settings)
     if args.mode == "scale":
         from infra.bootstrap_scale import build_scale
 
@@ -124,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--role", choices=["all", "command", "query"], default="all", help="which routes to serve")
     serve.add_argument("--seed-if-empty", action="store_true", help="load demo data into an empty data dir")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="scale mode: API processes sharing the port (default GLIMPSE_API_WORKERS, 1)",
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 

@@ -56,7 +56,9 @@ import orjson
 from commands.ports import ReadableEventLog as EventLog
 from events.union import Event
 from infra import readmodel_generations as generations
+from infra.feed_activity import SQLITE_SCHEMA as FEED_ACTIVITY_SCHEMA
 from infra.projector import ProjectionFailed, Projector
+from infra.readmodel_digest import CACHE_TABLES
 from infra.readmodel_digest import digests as digests  # re-exported: the replay's comparison
 from infra.replay_progress import Progress, ProgressFn
 from infra.storage.indexed_memory_readmodel import IndexedMemoryReadModel
@@ -90,6 +92,52 @@ LOAD_CHUNK = 20_000  # rows per insert transaction
 
 class ReplayError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class ColdCacheProjection(Projection):
+    """A projection whose cache tables (`CACHE_TABLES`) a replay leaves empty.
+
+    The hybrid feed's per-user feeds depend on who was reading when, which the log does
+    not say, and its read path rebuilds a feed whose reader the fan-out skipped. So a
+    replay need not rebuild them: it treats every reader as inactive (`NobodyActive`:
+    nothing is pushed), keeps nothing in them, and before the switch marks every reader
+    as skipped (`mark_every_feed_stale`), so each one's first read after the switch
+    rebuilds their feed from their followees' posts. That is most of a replay's rows:
+    the push fan-out writes three per follower of every post."""
+
+    @property
+    def cold_tables(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tables if t.name in CACHE_TABLES)
+
+
+class NobodyActive:
+    """The `ActivityStore` of a replay with cold caches: every reader is inactive, so the
+    fan-out pushes to nobody. The marks are set wholesale at the switch instead."""
+
+    def active_among(self, user_ids: Sequence[int], since_ms: int) -> list[int]:
+        return []
+
+    def record_read(self, user_id: int, at_ms: int) -> bool:
+        return True
+
+    def clear_missed(self, user_id: int) -> None:
+        pass
+
+
+NOBODY_ACTIVE = NobodyActive()
+
+
+def cold_tables(projections: Sequence[Projection]) -> frozenset[str]:
+    return frozenset(t for p in projections if isinstance(p, ColdCacheProjection) for t in p.cold_tables)
+
+
+def mark_every_feed_stale(conn: sqlite3.Connection) -> None:
+    """Every reader seen so far has missed pushes (the embedded `SqliteActivityStore`'s
+    table): their next read rebuilds their feed. Readers never seen are rebuilt on their
+    first read anyway."""
+    conn.execute(FEED_ACTIVITY_SCHEMA)
+    conn.execute("UPDATE feed_activity SET missed = 1 WHERE missed = 0")
 
 
 class OrderedEvents(Protocol):
@@ -203,11 +251,12 @@ def project_in_memory(
     progress: Callable[[int], None] | None = None,
 ) -> Generator[None, None, IndexedMemoryReadModel]:
     """Project positions 1..`until` into a fresh in-memory store; yields after each batch.
+    The cache tables of `ColdCacheProjection`s stay empty.
 
     The store grows to millions of dicts, which the cyclic garbage collector would scan
     again and again: each batch moves what exists to the collector's permanent
     generation (`gc.freeze`); the caller calls `gc.unfreeze()` once the store is gone."""
-    store = IndexedMemoryReadModel([t for p in projections for t in p.tables])
+    store = IndexedMemoryReadModel([t for p in projections for t in p.tables], cold=cold_tables(projections))
     position = 0
     while position < until:
         events = log.read(position, min(batch, until - position))
@@ -414,6 +463,9 @@ def blue_green(
                 position = reached
             if position != live:
                 raise ReplayError(f"the build reached position {position}, the live read models {live}")
+            if cold_tables(replay_plan.switch):
+                # Before the switch: should it fail, the marks cost each reader one redundant rebuild.
+                _in_transaction(conn, lambda: mark_every_feed_stale(conn))
             generations.switch(store, build, replay_plan.switch, replay_plan.helpers, live, grace_seconds)
         clock.enter("")
     except BaseException:

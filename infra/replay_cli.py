@@ -9,7 +9,8 @@ rebuilds in its own process; when a server has it open, the command asks that se
 on stderr (phase, share done, events/s or rows/s, time left), then prints what it did
 and the digest of each rebuilt read model on stdout.
 
-Scale replay: infra/replay_scale.py (Kafka from offset zero into new Cassandra tables).
+Scale replay: infra/replay_scale.py (Kafka from offset zero into new Cassandra tables, then
+a switch with the projection workers paused; `--no-switch` only builds and compares).
 
 Digest: one line per read model (projection): its digest and row count; with --tables,
 one line per table as well. It only reads (SQLite in WAL mode lets it run beside a
@@ -29,6 +30,7 @@ from typing import Any
 
 from infra import readmodel_generations as generations
 from infra.data_dir_lock import in_use, try_exclusive
+from infra.personal_data.wiring import embedded_codec
 from infra.readmodel_digest import CACHE_TABLES, combine, table_digests
 from infra.replay import Engine, ReplayError, ReplayReport, blue_green, plan, run
 from infra.replay_embedded import read_status, replay_projections, request_replay
@@ -52,7 +54,13 @@ def add_arguments(replay: argparse.ArgumentParser, digest: argparse.ArgumentPars
     replay.add_argument(
         "--grace-seconds", type=float, default=60.0, help="keep the old generation this long after the switch"
     )
-    replay.add_argument("--keep", action="store_true", help="scale mode: keep the rebuilt tables (not switched yet)")
+    replay.add_argument(
+        "--no-switch",
+        dest="switch",
+        action="store_false",
+        help="scale mode: build, catch up and compare with the live read model, but do not switch",
+    )
+    replay.add_argument("--keep", action="store_true", help="scale mode with --no-switch: keep the rebuilt tables")
     replay.add_argument(
         "--engine",
         choices=["memory", "sqlite"],
@@ -165,7 +173,7 @@ def replay_offline(
 ) -> ReplayReport:
     """The replay in this process; the caller holds the data dir exclusively."""
     data_dir = settings.data_dir
-    log = SqliteEventLog(data_dir / "events.db")
+    log = SqliteEventLog(data_dir / "events.db", embedded_codec(data_dir))
     conn = connect(data_dir / "readmodels.db")
     try:
         store = SqliteReadModel(conn, all_tables())
@@ -232,7 +240,14 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if settings.mode == "scale":
         from infra.replay_scale import replay_scale
 
-        return replay_scale(settings, args.projection, as_json=args.json, keep=args.keep)
+        return replay_scale(
+            settings,
+            args.projection,
+            as_json=args.json,
+            keep=args.keep,
+            switch=args.switch,
+            grace_seconds=args.grace_seconds,
+        )
     projections = replay_projections(settings)
     plan(projections, args.projection)  # unknown names fail before anything starts
     data_dir = settings.data_dir

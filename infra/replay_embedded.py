@@ -41,9 +41,11 @@ from commands.ports import ReadableEventLog
 from infra import readmodel_generations as generations
 from infra.container import Container, PeriodicJob
 from infra.data_dir_lock import DataDirLock, hold_shared, try_exclusive
-from infra.feed_wiring import feed_projections
+from infra.feed_wiring import feed_policy, feed_projections
 from infra.replay import (
+    NOBODY_ACTIVE,
     SERVER_BATCH,
+    ColdCacheProjection,
     Engine,
     ReplayReport,
     blue_green,
@@ -54,6 +56,7 @@ from infra.replay import (
 from infra.replay_progress import Progress, ProgressLine
 from infra.settings import Settings
 from infra.storage.sqlite_readmodel import SqliteReadModel
+from projections.feed import make_projection
 from projections.projection import Projection
 
 log = logging.getLogger(__name__)
@@ -64,10 +67,21 @@ POLL_SECONDS = 0.5
 DROP_EVERY_SECONDS = 10.0
 
 
-def replay_projections(settings: Settings) -> tuple[Projection, ...]:
-    """The projections as the embedded projector runs them, with the feed seeing everyone as
-    active: activity is not in the log, so a replay cannot know who was reading when."""
-    return feed_projections(settings)
+def replay_projections(settings: Settings, *, cold_caches: bool = True) -> tuple[Projection, ...]:
+    """The projections as the embedded projector runs them, except for whom the feed pushes
+    to: activity is not in the log, so a replay cannot know who was reading when.
+
+    The hybrid feed sees nobody as active and leaves its per-user feeds empty
+    (`ColdCacheProjection`: the switch marks every reader, whose first read rebuilds
+    their feed). Otherwise (push, or `cold_caches=False`: the scale replay, whose switch
+    does not mark the readers kept in Redis) it sees everyone as active and pushes every
+    post, as the push strategy does live."""
+    projections = feed_projections(settings)
+    if settings.feed_strategy != "hybrid" or not cold_caches:
+        return projections
+    feed = make_projection(policy=feed_policy(settings), activity=NOBODY_ACTIVE)
+    cold = ColdCacheProjection(feed.name, feed.version, feed.tables, feed.project)
+    return tuple(cold if p.name == cold.name else p for p in projections)
 
 
 def open_read_models(settings: Settings, log_: ReadableEventLog, store: SqliteReadModel) -> DataDirLock:

@@ -1,6 +1,6 @@
 """Replays in the scale mode: Kafka from offset zero into new Cassandra tables beside the live ones.
 
-    glimpse replay --mode scale [--projection NAME ...] [--keep]
+    glimpse replay --mode scale [--projection NAME ...] [--grace-seconds S] [--no-switch [--keep]]
 
 1. Snapshot. The end offset of every partition of every stream topic, taken first: the
    bulk replays exactly the records before them.
@@ -16,18 +16,29 @@
    live keyspace (prepared INSERTs, many in flight, unset columns left unset rather than
    written as tombstones).
 4. Catch up: records appended since the snapshot, applied through `CassandraReadModel`
-   on the new tables, until the build is at the current ends.
-5. Compare: the digest of each rebuilt read model and of the live one.
+   on the new tables, until the build trails the ends by at most `CATCH_UP_SLACK` events.
+5. Switch (docs/replay.md, "The scale mode"):
+   - pause the projection workers (infra/worker/pause.py): every live worker acknowledges
+     with the offsets it applied and applies nothing more; with no live worker (no fresh
+     heartbeat) the replay switches directly;
+   - take the partitions' ends and catch the build up to exactly them; check that it covers
+     what the workers (and the group's saved positions) had applied;
+   - record the build as the active generation of the replayed projections, the epoch bump
+     and the retirement of the old tables in one conditional batch
+     (infra/cassandra/generations.py). If every projection was rebuilt, then save the build's
+     offsets as the worker group's positions (the worker skips what they cover; in this
+     order, so a consistency token reached is readable in the new tables by any reader that
+     re-read the registry after). If only some were, the positions stay the worker's: the
+     tables not rebuilt need what it has not applied yet, and the rebuilt ones take those
+     records again, as after a crash (sinks are idempotent under redelivery);
+   - lift the pause: workers re-route and resume after the build's positions; API processes
+     re-route within a second (`GenerationRouter`), with Redis caches keyed by the epoch.
+6. Drop the helper tables at once and the old generation after the grace period (the
+   command waits for it; interrupted, the next replay drops what is due), and the old
+   epoch's Redis keys with it.
 
-What is not done yet: the switch. In the scale stack the read models are written by the
-projection worker and read by every API process, so switching needs them to read the
-active generation from `readmodel_generations` (the table is created here): pause the
-worker, catch the build up to the end, save the build's offsets as the worker group's
-positions, record the new generation, resume the worker and re-route the API processes
-(and give the Redis caches a new key prefix, so no mirror of the old tables is served).
-The worker and the API composition roots do not read the registry today, so a scale
-replay builds, catches up and compares, records the build as `built`, and drops its
-tables unless `--keep` is given. docs/replay.md has the protocol.
+`--no-switch` stops after step 4, compares the digest of each rebuilt read model with the
+live one, and drops the build unless `--keep`.
 """
 
 from __future__ import annotations
@@ -41,33 +52,29 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from events.union import Event, decode
-from infra.replay import OFFLINE_BATCH, ReplayError, plan, project_in_memory, run
+from infra.replay import OFFLINE_BATCH, ReplayError, plan, project_event, project_in_memory, run
 from infra.replay_progress import Progress, ProgressFn, ProgressLine
 from infra.settings import Settings
 from infra.storage.indexed_memory_readmodel import IndexedMemoryReadModel
+from infra.worker.pause import ACK_TIMEOUT_SECONDS, LEASE_SECONDS, Paused, pause_workers
 from projections.projection import Projection
 from projections.store import Table
+
+if TYPE_CHECKING:
+    from infra.cassandra.generations import SwitchPlan
 
 T = TypeVar("T")
 Partition = tuple[str, int]
 # Bulk-load pressure. At 256 requests of 50-row batches in flight, a single node with a
 # 1 GB heap ran out of heap (memtables and SAI index segments of ~40 tables filling
 # faster than they flush) and exited; keep well below that. A real cluster takes more.
-LOAD_IN_FLIGHT = 32
+LOAD_IN_FLIGHT = 64
 LOAD_BATCH = 20  # rows of one partition per unlogged batch
-
-REGISTRY = (
-    "CREATE TABLE IF NOT EXISTS {ks}.readmodel_generations "
-    "(projection text PRIMARY KEY, version int, prefix text, build_id int, switched_at timestamp)",
-    "CREATE TABLE IF NOT EXISTS {ks}.readmodel_builds (build_id int PRIMARY KEY, prefix text, projections text, "
-    "helpers text, state text, positions text, events bigint, started_at timestamp, finished_at timestamp)",
-)
 
 
 class _Loop:
@@ -99,8 +106,9 @@ class MergedTopics:
     Offers the `read(after, limit)` / `head()` of an ordered log, positions being the rank
     in the merged order, so the embedded engine's `project_in_memory` runs on it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, decode: Callable[[bytes], Event] = decode) -> None:
         self._settings = settings
+        self._decode = decode  # opens sealed personal fields (infra/personal_data/)
         self._loop = _Loop()
         self._consumer: Any = None
         self._queues: dict[Partition, _Queue] = {}
@@ -225,7 +233,7 @@ class MergedTopics:
             if record.value is None:
                 raise ReplayError(f"empty record at {tp[0]}:{tp[1]}:{record.offset}")
             try:
-                event = decode(record.value)
+                event = self._decode(record.value)
             except Exception as exc:
                 raise ReplayError(f"undecodable record at {tp[0]}:{tp[1]}:{record.offset}: {exc}") from exc
             queue.records.append((event.event_id, record.offset, event))
@@ -236,49 +244,14 @@ class MergedTopics:
 
 
 DDL_TIMEOUT = 180.0  # schema changes wait for agreement across the cluster; slow on a busy node
+CATCH_UP_SLACK = 1000  # events the build may trail the log by before pausing the worker to switch
 
 
-def _registry(session: Any, keyspace: str) -> None:
-    for statement in REGISTRY:
-        session.execute(statement.format(ks=keyspace), timeout=DDL_TIMEOUT)
+def _migrate(session: Any, keyspace: str) -> None:
+    """The registry, build and pause tables (migration 0003), for keyspaces that predate them."""
+    from infra.cassandra.migrations import migrate
 
-
-def _new_build(session: Any, keyspace: str, switch: Sequence[Projection], helpers: Sequence[Projection]) -> int:
-    _registry(session, keyspace)
-    taken = [int(r[0]) for r in session.execute(f"SELECT build_id FROM {keyspace}.readmodel_builds")]
-    build_id = max(taken, default=0) + 1
-    while True:
-        claimed = session.execute(
-            f"INSERT INTO {keyspace}.readmodel_builds (build_id, prefix, projections, helpers, state, started_at) "
-            "VALUES (%s, %s, %s, %s, 'building', %s) IF NOT EXISTS",
-            (
-                build_id,
-                f"rm{build_id}_",
-                json.dumps([p.name for p in switch]),
-                json.dumps([p.name for p in helpers]),
-                datetime.now(UTC),
-            ),
-        ).one()
-        if claimed[0]:
-            return build_id
-        build_id += 1
-
-
-def _finish_build(
-    session: Any, keyspace: str, build_id: int, state: str, positions: dict[Partition, int], events: int
-) -> None:
-    session.execute(
-        f"UPDATE {keyspace}.readmodel_builds SET state = %s, positions = %s, events = %s, finished_at = %s "
-        "WHERE build_id = %s",
-        (state, json.dumps({f"{t}:{p}": o for (t, p), o in positions.items()}), events, datetime.now(UTC), build_id),
-    )
-
-
-def active_prefixes(session: Any, keyspace: str) -> dict[str, str]:
-    _registry(session, keyspace)
-    return {
-        str(n): str(p) for n, p in session.execute(f"SELECT projection, prefix FROM {keyspace}.readmodel_generations")
-    }
+    migrate(session, keyspace)
 
 
 def load_cassandra(
@@ -304,7 +277,7 @@ def load_cassandra(
     for ddl in CassandraReadModel(session, keyspace, tables, prefix=prefix).schema_statements():
         session.execute(ddl, timeout=DDL_TIMEOUT)
     total = sum(source.row_count(t.name) for t in tables)
-    loaded = 0
+    loaded = reported = 0
     begin = time.monotonic()
     for t in tables:
         columns = t.columns
@@ -313,35 +286,36 @@ def load_cassandra(
             f"VALUES ({', '.join('?' * len(columns))})"
         )
         statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-        requests: list[tuple[Any, Any]] = []
-        count = 0
 
         def values(row: dict[str, Any], t: Table = t, columns: tuple[str, ...] = columns) -> tuple[Any, ...]:
             return tuple(UNSET_VALUE if row[c] is None else to_cql(t, c, row[c]) for c in columns)
 
-        for part in source.partitions(t.name):
-            if len(part) == 1:
-                requests.append((statement, values(part[0])))
-            else:
-                for i in range(0, len(part), LOAD_BATCH):
-                    batch = BatchStatement(
-                        batch_type=BatchType.UNLOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM
-                    )
-                    for row in part[i : i + LOAD_BATCH]:
-                        batch.add(statement, values(row))
-                    requests.append((batch, None))
-            count += len(part)
-            if len(requests) >= LOAD_IN_FLIGHT * 8:
-                execute_concurrent(session, requests, concurrency=LOAD_IN_FLIGHT, raise_on_first_error=True)
-                requests.clear()
-                loaded += count
-                count = 0
-                if progress is not None:
+        def requests(t: Table = t, statement: Any = statement) -> Iterator[tuple[Any, Any]]:
+            nonlocal loaded, reported
+            for part in source.partitions(t.name):
+                if len(part) == 1:
+                    yield statement, values(part[0])
+                else:
+                    for i in range(0, len(part), LOAD_BATCH):
+                        batch = BatchStatement(
+                            batch_type=BatchType.UNLOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM
+                        )
+                        for row in part[i : i + LOAD_BATCH]:
+                            batch.add(statement, values(row))
+                        yield batch, None
+                loaded += len(part)
+                if progress is not None and loaded - reported >= 20_000:
+                    reported = loaded
                     now = time.monotonic()
                     progress(Progress("load", loaded, total, "rows", now - begin, now - (started or begin)))
-        if requests:
-            execute_concurrent(session, requests, concurrency=LOAD_IN_FLIGHT, raise_on_first_error=True)
-        loaded += count
+
+        # One stream of requests per table, `LOAD_IN_FLIGHT` always in flight (no barrier
+        # every few hundred requests); the results are consumed as they come, not kept.
+        for ok, result in execute_concurrent(
+            session, requests(), concurrency=LOAD_IN_FLIGHT, raise_on_first_error=True, results_generator=True
+        ):
+            if not ok:
+                raise result
     if progress is not None:
         now = time.monotonic()
         progress(Progress("load", loaded, total, "rows", now - begin, now - (started or begin)))
@@ -359,8 +333,13 @@ class ScaleReport:
     seconds: dict[str, float]
     positions: dict[Partition, int]
     digests: dict[str, dict[str, Any]]
-    live_digests: dict[str, dict[str, Any]]
+    live_digests: dict[str, dict[str, Any]]  # without a switch: the live read model's, to compare
     kept: bool
+    switched: bool = False
+    epoch: int | None = None  # the registry's epoch after the switch
+    retired: tuple[str, ...] = ()  # tables the switch retired (dropped once their grace period is over)
+    workers: tuple[str, ...] = ()  # the live workers that paused for the switch
+    direct: bool = False  # no live worker: switched without pausing one
 
     @property
     def events_per_second(self) -> float:
@@ -378,7 +357,11 @@ class ScaleReport:
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "events_per_second": self.events_per_second,
             "positions": {f"{t}:{p}": o for (t, p), o in sorted(self.positions.items())},
-            "switched": False,
+            "switched": self.switched,
+            "epoch": self.epoch,
+            "retired": list(self.retired),
+            "paused_workers": len(self.workers),
+            "direct": self.direct,
             "kept": self.kept,
         }
 
@@ -389,24 +372,43 @@ def replay_into(
     projections: Sequence[Projection],
     names: Sequence[str],
     *,
-    keep: bool,
+    keep: bool = False,
+    switch: bool = True,
+    grace_seconds: float = 60.0,
     progress: ProgressFn | None = None,
     compare: bool = True,
+    pause_timeout: float = ACK_TIMEOUT_SECONDS,
 ) -> ScaleReport:
-    """The scale replay (see the module doc) with an open session. `compare=False` skips the
-    digests (they read every row back: the benchmark measures the replay alone)."""
+    """The scale replay (see the module doc) with an open session.
+
+    `switch=True`: pause the workers, catch up, make the build the active generation, resume
+    (the old tables are retired for `grace_seconds`; due ones are dropped before returning).
+    `switch=False`: build, catch up and compare with the live read model, then drop the build
+    unless `keep`. `compare=False` skips the digests (they read every row back: the benchmark
+    measures the replay alone)."""
+    from infra.cassandra.command_store import CassandraCommandStore
+    from infra.cassandra.generations import CassandraRegistry, plan_switch
     from infra.cassandra.readmodel import CassandraReadModel
+    from infra.cassandra.worker_control import CassandraWorkerControl
+    from infra.personal_data.wiring import scale_codec
     from infra.replay_cli import describe
 
     keyspace = settings.cassandra_keyspace
     chosen = plan(projections, names)
-    build_id = _new_build(session, keyspace, chosen.switch, chosen.helpers)
+    _migrate(session, keyspace)
+    registry = CassandraRegistry(session, keyspace)
+    registry.drop_due(projections)  # what earlier replays retired and nobody dropped yet
+    build_id = registry.new_build(chosen.switch, chosen.helpers)
     prefix = f"rm{build_id}_"
     report = progress or (lambda _: None)
     seconds: dict[str, float] = {}
-    topics = MergedTopics(settings)
+    topics = MergedTopics(settings, scale_codec(session, keyspace, settings.personal_key_cache_seconds).decode)
     tables = chosen.tables
     started = time.monotonic()
+    switched: SwitchPlan | None = None
+    paused: Paused | None = None
+    digests: dict[str, dict[str, Any]] = {}
+    live_digests: dict[str, dict[str, Any]] = {}
     try:
         topics.open()
         target = topics.head()
@@ -424,39 +426,94 @@ def replay_into(
         seconds["load"] = time.monotonic() - t0
         t0 = time.monotonic()
         builder = CassandraReadModel(session, keyspace, tables, prefix=prefix)
+
+        def catch_up(position: int, until: int, renew: Callable[[], None] = lambda: None) -> int:
+            """Apply the merged positions after `position` up to `until` to the build."""
+            while position < until:
+                renew()
+                events = topics.read(position, min(until - position, OFFLINE_BATCH))
+                if not events:
+                    raise ReplayError(f"the topics end at {position}, before {until}")
+                for pos, event in events:
+                    project_event(builder, chosen.build, pos, event)
+                    position = pos
+                now = time.monotonic()
+                report(Progress("catch-up", position - target, until - target, "events", now - t0, now - started))
+            return position
+
         position = target
-        while True:  # what arrived meanwhile
+        while True:  # what arrived meanwhile, while more keeps arriving
             topics.extend_to_ends()
-            head = topics.head()
-            if head == position:
+            if topics.head() - position <= (CATCH_UP_SLACK if switch else 0):
                 break
-            for pos, event in topics.read(position, head - position):
-                for p in chosen.build:
-                    ops = p.project(event, builder)
-                    if ops:
-                        builder.apply(ops)
-                position = pos
-            now = time.monotonic()
-            report(Progress("catch-up", position - target, head - target, "events", now - t0, now - started))
+            position = catch_up(position, topics.head())
         seconds["catch-up"] = time.monotonic() - t0
-        positions = topics.reached()
-        _finish_build(session, keyspace, build_id, "built", positions, position)
-        digests: dict[str, dict[str, Any]] = {}
-        live_digests: dict[str, dict[str, Any]] = {}
-        if compare:
-            digests = describe(builder, chosen.switch)
-            live = CassandraReadModel(session, keyspace, tables, prefix=_live_prefix(session, keyspace))
-            live_digests = describe(live, chosen.switch)
+        if not switch:
+            positions = topics.reached()
+            registry.finish_build(build_id, "built", positions, position)
+            if compare:
+                digests = describe(builder, chosen.switch)
+                live = CassandraReadModel(session, keyspace, tables)
+                live.route(registry.routes(chosen.switch))
+                live_digests = describe(live, chosen.switch)
+        else:
+            t0 = time.monotonic()
+            control = CassandraWorkerControl(session, keyspace)
+            group = settings.worker_group
+            paused = pause_workers(control, group, timeout=pause_timeout)
+            now = time.monotonic()
+            report(Progress("pause", position - target, position - target, "events", now - t0, now - started))
+            request = paused.request
+
+            def renew() -> None:
+                if not control.renew(group, request, time.time() + LEASE_SECONDS):
+                    raise ReplayError(f"lost the pause of worker group {group} (another replay, or the lease ran out)")
+
+            try:
+                # Every live worker has stopped applying: what the log holds now is all there is
+                # to apply before the switch (more arrives, and the worker applies it afterwards).
+                topics.extend_to_ends()
+                position = catch_up(position, topics.head(), renew)
+                positions = topics.reached()
+                _check_covers(positions, paused, CassandraCommandStore(session, keyspace).positions(group))
+                _complete_unfinished_flushes(session, keyspace, group, registry.routes(projections))
+                switched = plan_switch(
+                    registry.state(), build_id, prefix, chosen.switch, chosen.helpers, time.time(), grace_seconds
+                )
+                renew()
+                if not registry.switch(switched):  # on an error `switched` stays set: maybe it was applied
+                    switched = None
+                    raise ReplayError("another replay switched the read models meanwhile; nothing switched")
+                if {p.name for p in chosen.switch} >= {p.name for p in projections}:
+                    # Every table the worker writes is rebuilt: it may skip what the build covers.
+                    # After the generation: a reader that sees these positions reached sees the new tables.
+                    CassandraCommandStore(session, keyspace).save_positions(
+                        group, {tp: offset for tp, offset in positions.items() if offset >= 0}
+                    )
+                # Otherwise the positions stay the worker's: the tables not rebuilt need what it has not
+                # applied yet, and the rebuilt ones take those records a second time, as after a crash
+                # (every sink is idempotent under redelivery).
+                registry.finish_build(build_id, "switched", positions, position)
+            finally:
+                control.lift(group, request)
+            seconds["switch"] = time.monotonic() - t0
+            if compare:
+                digests = describe(builder, chosen.switch)
     except BaseException:
-        _finish_build(session, keyspace, build_id, "failed", {}, 0)
-        _drop_build(session, keyspace, prefix, tables)
+        if switched is None or not _maybe_active(registry, build_id):
+            registry.finish_build(build_id, "failed", {}, 0)
+            _drop_build(session, keyspace, prefix, tables)
+        else:  # the switch happened (or may have): the build is live, whatever failed after it
+            registry.finish_build(build_id, "switched", topics.reached(), 0)
         raise
     finally:
         topics.close()
         gc.unfreeze()  # project_in_memory froze the store's objects out of the collector's way
-    if not keep:
+    if switched is not None:
+        drop_retired(settings, session, projections, switched.epoch)
+    elif not keep:
         _drop_build(session, keyspace, prefix, tables)
-        _finish_build(session, keyspace, build_id, "dropped", positions, position)
+        registry.finish_build(build_id, "dropped", positions, position)
     now = time.monotonic()
     report(Progress("done", position, position, "events", now - started, now - started))
     return ScaleReport(
@@ -470,13 +527,67 @@ def replay_into(
         positions=positions,
         digests=digests,
         live_digests=live_digests,
-        kept=keep,
+        kept=keep or switched is not None,
+        switched=switched is not None,
+        epoch=switched.epoch + 1 if switched is not None else None,
+        retired=tuple(r.physical for r in switched.retired) if switched is not None else (),
+        workers=paused.workers if paused is not None else (),
+        direct=paused.direct if paused is not None else False,
     )
 
 
-def _live_prefix(session: Any, keyspace: str) -> str:
-    chosen = set(active_prefixes(session, keyspace).values())
-    return chosen.pop() if len(chosen) == 1 else "rm_"
+def _maybe_active(registry: Any, build_id: int) -> bool:
+    """Is the build an active generation? True when the registry cannot say: never drop live tables."""
+    try:
+        return any(a.build_id == build_id for a in registry.state().active.values())
+    except Exception:
+        return True
+
+
+def _check_covers(positions: Mapping[Partition, int], paused: Paused, saved: Mapping[Partition, int]) -> None:
+    """The build must cover whatever the paused workers (and the group's saved positions) had
+    applied: they will skip everything up to the positions the switch records."""
+    for where, applied in [*paused.positions.items(), ("the saved positions", saved)]:
+        behind = {tp: (positions.get(tp, -1), o) for tp, o in applied.items() if positions.get(tp, -1) < o}
+        if behind:
+            raise ReplayError(f"the build is behind {where} (build, applied): {behind}; nothing switched")
+
+
+def _complete_unfinished_flushes(session: Any, keyspace: str, group: str, routes: Mapping[str, str]) -> int:
+    """A worker that died half-way through writing a batch left it in the flush journal for the
+    next worker to finish (infra/worker/applier.py). Finish it now, on the tables it was meant
+    for, while the workers are paused: after the switch the next worker would write it to the
+    new tables, which hold those records already (the build covers them)."""
+    from infra.cassandra.flush_journal import CassandraFlushJournal
+    from infra.cassandra.readmodel import CassandraReadModel
+    from projections.registry import all_tables
+
+    journal = CassandraFlushJournal(session, keyspace)
+    unfinished = journal.unfinished(group)
+    if unfinished:
+        live = CassandraReadModel(session, keyspace, all_tables())
+        live.route(routes)
+        for writer, changes in unfinished:
+            live.write_changes(changes)
+            journal.finish(group, writer)
+    return len(unfinished)
+
+
+def drop_retired(settings: Settings, session: Any, projections: Sequence[Projection], old_epoch: int) -> list[str]:
+    """Drop the retired tables that are due, and forget the Redis caches of `old_epoch` once
+    every table it retired is gone (they would expire on their own)."""
+    from infra.cassandra.generations import CassandraRegistry
+    from infra.redis_adapters.generation_caches import forget_generation
+    from infra.redis_adapters.wiring import redis_client
+
+    registry = CassandraRegistry(session, settings.cassandra_keyspace)
+    dropped = registry.drop_due(projections)
+    if dropped and not registry.state().retired:
+        try:
+            forget_generation(redis_client(settings), settings.redis_prefix, old_epoch)
+        except Exception as exc:  # the caches expire anyway: not worth failing a switched replay
+            print(f"glimpse replay: could not delete the old cached feeds and counters: {exc}", file=sys.stderr)
+    return dropped
 
 
 def _drop_build(session: Any, keyspace: str, prefix: str, tables: Sequence[Table]) -> None:
@@ -490,39 +601,92 @@ def _connect(settings: Settings) -> Any:
     return connect(settings)
 
 
-def replay_scale(settings: Settings, names: Sequence[str], *, as_json: bool, keep: bool = False) -> int:
-    """`glimpse replay --mode scale`."""
+def replay_scale(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    as_json: bool,
+    keep: bool = False,
+    switch: bool = True,
+    grace_seconds: float = 60.0,
+) -> int:
+    """`glimpse replay --mode scale`: rebuild, switch, then wait out the grace period and drop
+    the old tables (interrupted, it leaves them to the next replay)."""
     from infra.replay_cli import print_digests
     from infra.replay_embedded import replay_projections
 
     session = _connect(settings)
+    projections = replay_projections(settings, cold_caches=False)
     line = ProgressLine()
     try:
-        result = replay_into(settings, session, replay_projections(settings), names, keep=keep, progress=line)
+        try:
+            result = replay_into(
+                settings,
+                session,
+                projections,
+                names,
+                keep=keep,
+                switch=switch,
+                grace_seconds=grace_seconds,
+                progress=line,
+            )
+        finally:
+            line.close()
+        body = result.as_dict()
+        same = {n: result.digests[n]["digest"] == result.live_digests[n]["digest"] for n in result.live_digests}
+        if as_json:
+            print(
+                json.dumps(
+                    {"report": body, "digests": result.digests, "live": result.live_digests, "same": same}, indent=2
+                ),
+                flush=True,
+            )
+        else:
+            phases = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+            print(
+                f"replayed {', '.join(result.projections)} from Kafka offset zero into {result.prefix}* "
+                f"({result.events:,} events, {result.rows:,} rows, {result.events_per_second:,.0f} events/s; {phases})"
+            )
+            if result.switched:
+                how = "no live worker" if result.direct else f"{len(result.workers)} worker(s) paused"
+                print(f"  switched to build {result.build_id} (epoch {result.epoch}; {how})")
+            else:
+                print(f"  not switched (--no-switch); build {'kept' if keep else 'dropped'}")
+            print_digests(result.digests, tables=False, as_json=False)
+            for name, equal in same.items():
+                print(f"  {name}: {'same as' if equal else 'DIFFERENT from'} the live read model")
+            sys.stdout.flush()
+        if result.switched and result.epoch is not None:
+            _wait_and_drop(settings, session, projections, result.epoch - 1, grace_seconds)
     finally:
-        line.close()
         session.cluster.shutdown()
-    body = result.as_dict()
-    same = {n: result.digests[n]["digest"] == result.live_digests[n]["digest"] for n in result.digests}
-    if as_json:
-        print(
-            json.dumps({"report": body, "digests": result.digests, "live": result.live_digests, "same": same}, indent=2)
-        )
-        return 0
-    print(
-        f"replayed {', '.join(result.projections)} from Kafka offset zero into {result.prefix}* "
-        f"({result.events:,} events, {result.rows:,} rows, {result.events_per_second:,.0f} events/s)"
-    )
-    print("  not switched: the worker and the API processes do not read readmodel_generations yet (docs/replay.md)")
-    print_digests(result.digests, tables=False, as_json=False)
-    for name, equal in same.items():
-        print(f"  {name}: {'same as' if equal else 'DIFFERENT from'} the live read model")
-    print(f"  build {'kept' if keep else 'dropped'}", file=sys.stderr)
     return 0
 
 
+def _wait_and_drop(
+    settings: Settings, session: Any, projections: Sequence[Projection], old_epoch: int, grace_seconds: float
+) -> None:
+    from infra.cassandra.generations import CassandraRegistry
+
+    registry = CassandraRegistry(session, settings.cassandra_keyspace)
+    pending = registry.state().retired
+    if not pending:
+        return
+    last = max(r.drop_after for r in pending.values())
+    wait = max(0.0, last - time.time())
+    print(
+        f"  the old tables go in {wait:.0f}s (grace period; interrupted, the next replay drops them)",
+        file=sys.stderr,
+        flush=True,
+    )
+    time.sleep(wait)
+    dropped = drop_retired(settings, session, projections, old_epoch)
+    print(f"  dropped {len(dropped)} old table(s)", file=sys.stderr)
+
+
 def scale_digests(settings: Settings, projections: Sequence[Projection]) -> dict[str, dict[str, Any]]:
-    """`glimpse digest --mode scale`: the live Cassandra read models."""
+    """`glimpse digest --mode scale`: the live Cassandra read models (the active generation)."""
+    from infra.cassandra.generations import CassandraRegistry
     from infra.cassandra.readmodel import CassandraReadModel
     from infra.replay_cli import describe
     from projections.registry import all_tables
@@ -530,7 +694,9 @@ def scale_digests(settings: Settings, projections: Sequence[Projection]) -> dict
     session = _connect(settings)
     try:
         keyspace = settings.cassandra_keyspace
-        store = CassandraReadModel(session, keyspace, all_tables(), prefix=_live_prefix(session, keyspace))
+        _migrate(session, keyspace)
+        store = CassandraReadModel(session, keyspace, all_tables())
+        store.route(CassandraRegistry(session, keyspace).routes(projections))
         return describe(store, projections)
     finally:
         session.cluster.shutdown()
@@ -544,24 +710,38 @@ def bench_scale_replay(records: Sequence[tuple[str, int, bytes]]) -> dict[str, A
 
     from infra.cassandra.session import drop_keyspace, ensure_keyspace
     from infra.kafka.topics import ensure_topics
+    from infra.personal_data.wiring import scale_codec
     from infra.replay_embedded import replay_projections
 
     if not os.environ.get("GLIMPSE_KAFKA_BOOTSTRAP") or not os.environ.get("GLIMPSE_CASSANDRA_HOSTS"):
         return {"skipped": "the scale stack is not running (source /work/notes/stack.env or `make stack`)"}
     name = f"rb{uuid.uuid4().hex[:10]}"
     settings = Settings(kafka_topic_prefix=name, cassandra_keyspace=name, kafka_partitions=6)
-    ensure_topics(settings)
-    produced = time.perf_counter()
-    _produce(settings, records)
-    produced = time.perf_counter() - produced
     session = _connect(settings)
     try:
         ensure_keyspace(session, name, 1)
+        _migrate(session, name)
+        # As a deployment writes them: personal fields sealed with each person's key, kept
+        # in the bench keyspace, so the replay's figure includes opening them.
+        sealing = time.perf_counter()
+        records = _seal(records, scale_codec(session, name, settings.personal_key_cache_seconds))
+        sealing = time.perf_counter() - sealing
+        ensure_topics(settings)
+        produced = time.perf_counter()
+        _produce(settings, records)
+        produced = time.perf_counter() - produced
         cpu, wall = time.process_time(), time.perf_counter()
         line = ProgressLine()
         try:
             result = replay_into(
-                settings, session, replay_projections(settings), [], keep=False, compare=False, progress=line
+                settings,
+                session,
+                replay_projections(settings, cold_caches=False),
+                [],
+                keep=False,
+                switch=False,
+                compare=False,
+                progress=line,
             )
         finally:
             line.close()
@@ -581,10 +761,24 @@ def bench_scale_replay(records: Sequence[tuple[str, int, bytes]]) -> dict[str, A
         "events_per_cpu_second": round(result.events / cpu),
         "phases": {k: round(v, 2) for k, v in result.seconds.items()},
         "produce_seconds": round(produced, 1),
+        "seal_seconds": round(sealing, 1),
+        "sealed": True,
         "partitions": settings.kafka_partitions,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "goal_events_per_second": 20_000,
     }
+
+
+def _seal(records: Sequence[tuple[str, int, bytes]], codec: Any) -> list[tuple[str, int, bytes]]:
+    import orjson
+
+    from events.union import EVENT_CLASSES
+
+    personal = {kind for kind, cls in EVENT_CLASSES.items() if getattr(cls, "PERSONAL", None)}
+    return [
+        (stream, key, codec.encode(decode(value)) if orjson.loads(value)["type"] in personal else value)
+        for stream, key, value in records
+    ]
 
 
 def _produce(settings: Settings, records: Sequence[tuple[str, int, bytes]]) -> None:

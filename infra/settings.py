@@ -86,9 +86,34 @@ class Settings(BaseSettings):
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
     s3_bucket: str = "glimpse-media"
+    # -- how clients reach renditions in the scale stack (docs/media-pipeline.md, "Serving") --
+    media_public_base_url: str = Field(
+        "",
+        description="renditions are linked as <this>/<key>: a CDN whose origin is the bucket, or the "
+        "public-read bucket itself (http://127.0.0.1:7070/glimpse-media); empty: presigned GETs",
+    )
+    media_public_read_policy: bool = Field(
+        False, description="at startup, let anyone GET the bucket's renditions/* (originals stay private)"
+    )
+    media_presign_expires_seconds: int = Field(
+        7 * 24 * 3600, ge=2, le=7 * 24 * 3600, description="how long a presigned rendition URL lives"
+    )
+    media_presign_window_seconds: int = Field(
+        24 * 3600,
+        ge=1,
+        description="presigned URLs are signed as of the start of their window, so one rendition has one "
+        "URL (cacheable) per window; must be shorter than media_presign_expires_seconds",
+    )
+    personal_key_cache_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="how long a process keeps a person's data key in memory; an erasure made by another "
+        "process reaches this one within that time",
+    )
     worker_batch_size: int = Field(500, ge=1, description="events per projection batch (stream.take)")
     worker_batch_seconds: float = Field(0.05, gt=0, description="longest wait to fill a batch")
     worker_group: str = Field("glimpse-projections", description="Kafka consumer group / Faust app id")
+    api_workers: int = Field(1, ge=1, description="scale mode: `glimpse serve` processes sharing the port")
 
     def resolved_jwt_secret(self) -> str:
         """The configured secret, or one generated once and kept beside the data."""

@@ -30,7 +30,8 @@ from projections.feed.activity import ActivityStore
 from projections.feed.timelines import Source, hybrid_feed, pull_feed
 from projections.privacy import Privacy
 from projections.store import Op, ReadModel, Row
-from query_api.post_views import PostPage, load_visible_post, post_views
+from query_api.post_views import PostPage, load_visible_post, post_views, prefetch_posts
+from query_api.request_reads import RequestReads
 
 router = APIRouter(tags=["feed"], dependencies=[Consistent])
 
@@ -48,6 +49,7 @@ def feed_page(
     runs out first it comes back short with a cursor past everything scanned, so a page
     is never wrong, only sometimes shorter than asked.
     """
+    read = RequestReads.of(read)
     privacy = Privacy(read)
     source = feed_source(read, viewer, policy)
     followed: dict[int, bool] = {viewer: True}
@@ -57,6 +59,7 @@ def feed_page(
     while True:
         want = limit + 1 - len(kept)
         batch = source(cursor, want)
+        prefetch_posts(read, viewer, [post_id for post_id, _ in batch], follows=True)
         for post_id, author_id in batch:
             cursor, scanned = post_id, scanned + 1
             if author_id not in followed:
@@ -101,5 +104,6 @@ async def home_feed(viewer: Actor, c: C, limit: Limit = 20, cursor: Cursor = Non
     policy = runtime.policy if runtime is not None else FeedPolicy(strategy=c.settings.feed_strategy)
     if runtime is not None and runtime.activity is not None:
         refresh_if_stale(c.read, runtime.activity, runtime.repair, viewer, policy, int(c.clock().timestamp() * 1000))
-    rows, next_value = feed_page(c.read, viewer, policy, limit, before)
-    return page(post_views(c.read, c.privacy, rows, viewer), next_value)
+    read = RequestReads(c.read)
+    rows, next_value = feed_page(read, viewer, policy, limit, before)
+    return page(post_views(read, Privacy(read), rows, viewer), next_value)

@@ -7,13 +7,17 @@ used by a live post they may see. Bytes are served by content address
 learned through a response that passed Privacy and never changes meaning, so
 any cache or CDN may keep it forever (`immutable`), revalidate it by ETag (304),
 and fetch video in ranges (206). Only renditions have URLs: originals keep their
-metadata and are never served. A rendition is served only while a live media
-row names it, so erasing an account stops its URLs at once, before the blobs
-themselves are collected.
+metadata and are never served. A rendition is served here only while a live
+media row names it, so erasing an account stops these URLs at once, before the
+blobs themselves are collected.
 
-In the scale stack the same URLs are answered straight from the S3 server (a
-public-read `renditions/` prefix behind a CDN, or a redirect to a presigned GET);
-see docs/media-pipeline.md.
+In the scale stack answers link renditions straight to the S3 server or a CDN in
+front of it (a public-read `renditions/` prefix, or time-windowed presigned GETs;
+infra/media/rendition_urls.py), which answers the cache headers, ETag/304 and
+ranges itself, and a URL keeps working until its blob is collected (or a presigned
+one expires): a capability, as docs/media-pipeline.md ("Serving") explains. This
+route stays as a fallback there: it checks the key as above and redirects (302)
+to that direct URL.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from typing import Annotated, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Header, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 from commands.errors import NotFound
 from infra.http.deps import C, Consistent, Viewer, id_path
 from infra.http.responses import JsonResponse
+from infra.media.rendition_urls import DirectUrls
 from projections.media import MEDIA, MEDIA_BY_KEY, MEDIA_URL_PREFIX, READY, media_view, storage_key_of_name
 from projections.posts import MEDIA_POSTS
 from projections.privacy import Privacy
@@ -135,6 +140,9 @@ async def media_bytes(
     users = c.read.scan(MEDIA_BY_KEY.name, {"storage_key": key}, limit=1)
     if not users:
         raise NotFound("no such media")
+    if isinstance(c.media, DirectUrls):
+        # Not cached: the key may stop being served (erasure) and a presigned target expires.
+        return RedirectResponse(c.media.rendition_url(key), status_code=302, headers={"Cache-Control": "no-store"})
     etag = f'"{users[0]["sha256"]}"'
     content_type = str(users[0]["content_type"])
     headers: dict[str, str] = {

@@ -79,7 +79,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,9 +252,8 @@ class CassandraReadModel:
         self._consistency = consistency
         self._keyspace = check_name(keyspace)
         self._tables = {t.name: t for t in tables}
-        self._prefix = prefix
-        for name in self._tables:
-            check_name(prefix + name)
+        self._prefix = prefix  # of the tables it was made for (route() may move them since)
+        self._physical = {name: check_name(prefix + name) for name in self._tables}
         self._prepared: dict[tuple[Any, ...], PreparedStatement] = {}
         self._prepare_lock = threading.Lock()
         self._counter_sources: dict[tuple[str, str], str] = {}
@@ -269,13 +268,31 @@ class CassandraReadModel:
             self._session.execute(statement)
 
     def schema_statements(self) -> list[str]:
-        return [s for t in self._tables.values() for s in ddl(self._keyspace, t, self._prefix + t.name)]
+        return [s for t in self._tables.values() for s in ddl(self._keyspace, t, self._physical[t.name])]
 
     def tables(self) -> list[Table]:
         return list(self._tables.values())
 
+    # -- generations (blue/green, infra/cassandra/generations.py) -------------
+    def physical(self, table: str) -> str:
+        """The Cassandra table that holds logical `table` now."""
+        return self._physical[self._table(table).name]
+
+    def route(self, routes: Mapping[str, str]) -> None:
+        """Read and write logical tables in other physical tables (a switched generation).
+
+        Names of tables this model does not hold are ignored. Statements prepared for the old
+        tables are forgotten under the prepare lock, so none is cached for the wrong table; a
+        request already running finishes on the old table (kept for a grace period)."""
+        chosen = {name: check_name(physical) for name, physical in routes.items() if name in self._tables}
+        with self._prepare_lock:
+            if all(self._physical[name] == physical for name, physical in chosen.items()):
+                return
+            self._physical = {**self._physical, **chosen}
+            self._prepared = {}
+
     def _phys(self, name: str) -> str:
-        return f"{self._keyspace}.{self._prefix}{name}"
+        return f"{self._keyspace}.{self._physical[name]}"
 
     def _table(self, name: str) -> Table:
         try:

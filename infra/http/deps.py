@@ -10,10 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from commands.bus import Handler
 from commands.errors import Invalid, NotFound, RateLimited, Unauthorized
 from infra.container import Container
+from infra.media.rendition_urls import bind_rendition_urls
 
 
 async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
+    # Every route that shows media depends on this, so its views link renditions as this deployment serves them.
+    bind_rendition_urls(container.media)
     return container
 
 

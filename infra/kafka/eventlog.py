@@ -30,6 +30,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -37,8 +38,9 @@ from aiokafka.errors import KafkaError
 
 from commands.errors import Unavailable
 from commands.ports import Reservation, StoredResult
-from events.union import Event, encode
+from events.union import Event
 from infra.kafka.topics import bootstrap_servers, ensure_topics_async, topic_of
+from infra.personal_data.codec import PLAIN, EventCodec
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,9 @@ class _LoopThread:
 
 
 class KafkaEventLog:
-    def __init__(self, settings: Settings, command_store: CommandStore) -> None:
+    def __init__(self, settings: Settings, command_store: CommandStore, codec: EventCodec = PLAIN) -> None:
         self._settings = settings
+        self._codec = codec
         self._store = command_store
         self._timeout = settings.kafka_send_timeout_seconds
         self._loop = _LoopThread("glimpse-kafka-producer")
@@ -117,7 +120,10 @@ class KafkaEventLog:
             self._store.reserve(reserve)  # ReservationTaken propagates: nothing written
         token = ""
         if events:
-            records = [(topic_of(self._settings, e.STREAM), str(e.aggregate_id).encode(), encode(e)) for e in events]
+            records = [
+                (topic_of(self._settings, e.STREAM), str(e.aggregate_id).encode(), self._codec.encode(e))
+                for e in events
+            ]
             try:
                 token = self._loop.run(self._produce(records), self._timeout + _GRACE_SECONDS)
             except BaseException as exc:
@@ -131,11 +137,14 @@ class KafkaEventLog:
         if release:
             self._store.release(release)
         if result is not None:
-            self._store.put_result(StoredResult(result.scope, result.fingerprint, result.status, result.body, token))
+            body = self._codec.seal_result(result.subject, result.body)
+            self._store.put_result(StoredResult(result.scope, result.fingerprint, result.status, body, token))
         return token
 
     def stored_result(self, scope: str) -> StoredResult | None:
-        return self._store.get_result(scope)
+        stored = self._store.get_result(scope)
+        body = None if stored is None else self._codec.open_result(stored.body)
+        return None if stored is None or body is None else replace(stored, body=body)
 
     def close(self) -> None:
         if self._closed:

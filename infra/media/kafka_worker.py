@@ -22,7 +22,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from commands.bus import CommandBus
 from events.ids import IdGenerator
 from events.media import MediaUploaded
-from events.union import decode
 from infra.bootstrap import utc_now
 from infra.cassandra.command_store import CassandraCommandStore
 from infra.cassandra.migrations import migrate
@@ -32,6 +31,7 @@ from infra.kafka.eventlog import KafkaEventLog
 from infra.kafka.topics import bootstrap_servers, ensure_topics_async, topic_of
 from infra.media.s3_store import S3MediaStore
 from infra.media.worker import JobUnavailable, MediaJob, OutcomeRecorder, limits_from, run_job
+from infra.personal_data.wiring import scale_codec
 from infra.settings import Settings
 from projections.registry import all_tables
 
@@ -61,7 +61,8 @@ async def run(settings: Settings) -> None:
     await ensure_topics_async(settings)
     store = CassandraCommandStore(session, settings.cassandra_keyspace)
     read = CassandraReadModel(session, settings.cassandra_keyspace, tables)
-    kafka_log = KafkaEventLog(settings, store)
+    codec = scale_codec(session, settings.cassandra_keyspace, settings.personal_key_cache_seconds)
+    kafka_log = KafkaEventLog(settings, store, codec)
     recorder = OutcomeRecorder(CommandBus(kafka_log, read, IdGenerator(settings.shard_id), utc_now))
     media = S3MediaStore(settings)
     media.ensure_bucket()
@@ -79,7 +80,7 @@ async def run(settings: Settings) -> None:
     try:
         async for message in consumer:
             try:
-                event = decode(message.value or b"")
+                event = codec.decode(message.value or b"")
             except Exception as exc:
                 raise MediaWorkerStopped(
                     f"undecodable record {message.topic}:{message.partition}:{message.offset}: {exc!r}"

@@ -3,8 +3,12 @@
 The client is configured exactly as for AWS (endpoint URL, region, keys, SigV4),
 with path-style addressing so that a local server such as versitygw needs no
 wildcard DNS for bucket names. Keys are content-addressed, so every object is
-stored with a long-lived immutable Cache-Control: served straight from the bucket
-through `presigned_get` (a CDN origin), a browser or CDN never has to revalidate.
+stored with its Content-Type and a long-lived immutable Cache-Control: clients
+fetch renditions straight from the bucket (or a CDN in front of it) through
+`rendition_url` (infra/media/rendition_urls.py), and a browser or CDN never has to
+revalidate. The S3 server itself answers ETag, If-None-Match (304) and Range (206).
+Originals never get a URL, and the optional public-read policy covers only
+`renditions/*`.
 
 A missing key is an answer (None/False), not an error. A server that cannot be
 reached or answers 5xx/throttles becomes `Unavailable` (503 + Retry-After), so an
@@ -14,6 +18,7 @@ boto3 clients are thread-safe; one store serves every request thread.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -21,10 +26,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from commands.errors import Unavailable
+from infra.media.rendition_urls import MAX_PRESIGN_SECONDS, RENDITIONS_PREFIX, Credentials, rendition_urls
 from infra.settings import Settings
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
+PUBLIC_READ_SID = "GlimpseRenditionsPublicRead"
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 
@@ -63,7 +69,27 @@ class S3MediaStore:
         self.bucket = settings.s3_bucket
         self._region = settings.s3_region
         self._cache_control = cache_control
+        self._public_read = settings.media_public_read_policy
         self._client = client if client is not None else s3_client(settings)
+        self._session = boto3.Session(
+            aws_access_key_id=settings.s3_access_key or None,
+            aws_secret_access_key=settings.s3_secret_key or None,
+            region_name=settings.s3_region,
+        )
+        self._rendition_url = rendition_urls(settings, self._client.meta.endpoint_url, self._credentials)
+
+    def _credentials(self) -> Credentials:
+        # The client's own chain (settings, else environment, profile, instance role), resolved
+        # on first use: building a store never reaches out for credentials.
+        found = self._session.get_credentials()
+        if found is None:
+            raise Unavailable("media storage has no credentials to sign URLs with", retry_after=30)
+        frozen = found.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    def rendition_url(self, key: str) -> str:
+        """The URL clients fetch rendition `key` from, straight from S3 or the CDN (never an original)."""
+        return self._rendition_url(key)
 
     @property
     def client(self) -> Any:
@@ -80,13 +106,23 @@ class S3MediaStore:
             raise _unavailable(exc) from exc
 
     def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist (safe to call from several processes)."""
+        """Create the bucket if it does not exist, and open `renditions/*` to anyone if the settings
+        say so (safe to call from several processes)."""
+        if not self._bucket_exists():
+            self._create_bucket()
+        if self._public_read:
+            self.allow_public_renditions()
+
+    def _bucket_exists(self) -> bool:
         try:
             self._call("head_bucket")
-            return
+            return True
         except ClientError as exc:
             if _code(exc) not in _MISSING and _status(exc) != 404:
                 raise
+            return False
+
+    def _create_bucket(self) -> None:
         params: dict[str, Any] = {}
         if self._region != "us-east-1":  # AWS rejects an explicit us-east-1 constraint
             params["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
@@ -95,6 +131,26 @@ class S3MediaStore:
         except ClientError as exc:
             if _code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
+
+    def allow_public_renditions(self) -> None:
+        """Let anyone GET `renditions/*` (and nothing else) without credentials: the bucket as CDN origin.
+
+        This replaces the bucket's policy, so it is for a bucket Glimpse owns; elsewhere set the
+        policy (or the CDN's origin access) by hand and leave `media_public_read_policy` off.
+        """
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": PUBLIC_READ_SID,
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{self.bucket}/{RENDITIONS_PREFIX}*"],
+                }
+            ],
+        }
+        self._call("put_bucket_policy", Policy=json.dumps(policy))
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self._call("put_object", Key=key, Body=data, ContentType=content_type, CacheControl=self._cache_control)

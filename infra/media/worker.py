@@ -74,14 +74,15 @@ RECONCILE_BATCH = 200
 class MediaJob:
     media_id: int
     storage_key: str
+    owner_id: int | None = None
 
     @classmethod
     def of_upload(cls, event: MediaUploaded) -> MediaJob:
-        return cls(event.media_id, event.storage_key)
+        return cls(event.media_id, event.storage_key, event.owner_id)
 
     @classmethod
     def of_row(cls, row: Row) -> MediaJob:
-        return cls(int(row["media_id"]), str(row["storage_key"]))
+        return cls(int(row["media_id"]), str(row["storage_key"]), int(row["owner_id"]))
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def run_job(
         raise JobUnavailable(f"cannot store renditions: {exc!r}", stored) from exc
     facts = ProcessedFacts(
         media_id=job.media_id,
+        owner_id=job.owner_id,
         width=processed.width,
         height=processed.height,
         renditions=tuple(renditions),

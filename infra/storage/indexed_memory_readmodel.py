@@ -320,8 +320,15 @@ class _Data:
 class IndexedMemoryReadModel:
     """Implements `projections.store.ReadModelWriter` in memory, with SQLite's behaviour."""
 
-    def __init__(self, tables: Iterable[Table]) -> None:
+    def __init__(self, tables: Iterable[Table], *, cold: Iterable[str] = ()) -> None:
         self._data = {t.name: _Data(t) for t in tables}
+        # Cache tables a replay leaves empty (infra/replay.py, `ColdCaches`): reads find
+        # nothing and Put/Delete/Patch/Increment on them are dropped, as on a cache that
+        # was just emptied; set operations (which move counters elsewhere) are refused.
+        self.cold = frozenset(cold)
+        unknown = self.cold - set(self._data)
+        if unknown:
+            raise KeyError(f"unknown cold tables {sorted(unknown)}")
 
     def create_schema(self) -> None:
         """Nothing to create; present so every adapter shares one lifecycle."""
@@ -483,8 +490,13 @@ class IndexedMemoryReadModel:
     # -- writes -------------------------------------------------------------
     def apply(self, ops: Sequence[Op]) -> None:
         data = self._data
+        cold = self.cold
         for op in ops:
             kind = op.__class__
+            if cold and op.table in cold:
+                if kind is SetAdd or kind is SetRemove:
+                    raise ValueError(f"{op.table}: set operations on a cold cache table")
+                continue
             if kind is Put:
                 data[op.table].insert(op.row, True)  # type: ignore[union-attr]
             elif kind is Delete:

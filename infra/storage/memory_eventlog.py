@@ -6,12 +6,15 @@ import threading
 from collections.abc import Sequence
 
 from commands.ports import Reservation, ReservationTaken, StoredResult
-from events.union import Event, decode, encode
+from events.union import Event
+from infra.personal_data.codec import EventCodec
+from infra.personal_data.keys import MemorySubjectKeys
 
 
 class MemoryEventLog:
-    def __init__(self) -> None:
-        self._events: list[bytes] = []  # stored encoded, so tests exercise serialization
+    def __init__(self, codec: EventCodec | None = None) -> None:
+        self.codec = codec or EventCodec(MemorySubjectKeys())
+        self._events: list[bytes] = []  # stored encoded (and sealed), so tests exercise serialization
         self._reservations: dict[tuple[str, str], int] = {}
         self._results: dict[str, StoredResult] = {}
         self._ids: set[int] = set()
@@ -37,22 +40,29 @@ class MemoryEventLog:
             if any(e.event_id in self._ids for e in events):
                 raise ValueError("duplicate event id")
             self._reservations = reservations
-            self._events.extend(encode(e) for e in events)
+            self._events.extend(self.codec.encode(e) for e in events)
             self._ids.update(e.event_id for e in events)
             position = len(self._events)
             if result is not None:
+                body = self.codec.seal_result(result.subject, result.body)
                 self._results[result.scope] = StoredResult(
-                    result.scope, result.fingerprint, result.status, result.body, str(position)
+                    result.scope, result.fingerprint, result.status, body, str(position)
                 )
             return str(position)
 
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
         with self._lock:
             chunk = self._events[after : after + limit]
-        return [(after + i + 1, decode(data)) for i, data in enumerate(chunk)]
+        return [(after + i + 1, self.codec.decode(data)) for i, data in enumerate(chunk)]
 
     def head(self) -> int:
         return len(self._events)
 
     def stored_result(self, scope: str) -> StoredResult | None:
-        return self._results.get(scope)
+        stored = self._results.get(scope)
+        body = None if stored is None else self.codec.open_result(stored.body)
+        return (
+            None
+            if stored is None or body is None
+            else StoredResult(stored.scope, stored.fingerprint, stored.status, body, stored.token)
+        )

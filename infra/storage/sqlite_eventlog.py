@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from commands.ports import Reservation, ReservationTaken, StoredResult
-from events.union import Event, decode, encode
+from events.union import Event
+from infra.personal_data.codec import PLAIN, EventCodec
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -50,8 +51,10 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 
 class SqliteEventLog:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, codec: EventCodec = PLAIN) -> None:
+        self._codec = codec
         self._conn = connect(path)
+        self._conn.execute("PRAGMA secure_delete = ON")  # a released username leaves no bytes behind
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 
@@ -85,13 +88,19 @@ class SqliteEventLog:
                         raise ReservationTaken(r) from None
                 c.executemany(
                     "INSERT INTO events (event_id, stream, aggregate_id, type, version, data) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(e.event_id, e.STREAM, e.aggregate_id, e.type, e.version, encode(e)) for e in events],
+                    [(e.event_id, e.STREAM, e.aggregate_id, e.type, e.version, self._codec.encode(e)) for e in events],
                 )
                 position = int(c.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
                 if result is not None:
                     c.execute(
                         "INSERT INTO command_results (scope, fingerprint, status, body, position) VALUES (?, ?, ?, ?, ?)",
-                        (result.scope, result.fingerprint, result.status, result.body, str(position)),
+                        (
+                            result.scope,
+                            result.fingerprint,
+                            result.status,
+                            self._codec.seal_result(result.subject, result.body),
+                            str(position),
+                        ),
                     )
                 c.execute("COMMIT")
             except BaseException:
@@ -105,7 +114,7 @@ class SqliteEventLog:
                 "SELECT position, data FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [(int(p), decode(d)) for p, d in rows]
+        return [(int(p), self._codec.decode(d)) for p, d in rows]
 
     def head(self) -> int:
         with self._lock:
@@ -117,4 +126,5 @@ class SqliteEventLog:
                 "SELECT scope, fingerprint, status, body, position FROM command_results WHERE scope = ?",
                 (scope,),
             ).fetchone()
-        return None if row is None else StoredResult(row[0], row[1], int(row[2]), bytes(row[3]), str(row[4]))
+        body = None if row is None else self._codec.open_result(bytes(row[3]))
+        return None if body is None else StoredResult(row[0], row[1], int(row[2]), body, str(row[4]))

@@ -24,6 +24,7 @@ the data and the positions, never a half-written one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
@@ -65,7 +66,9 @@ class PoisonRecord(ProjectionFailed):
         self.offset = offset
 
 
-def decode_record(topic: str, partition: int, offset: int, value: bytes | None) -> Record:
+def decode_record(
+    topic: str, partition: int, offset: int, value: bytes | None, decode: Callable[[bytes], Event] = decode
+) -> Record:
     if value is None:
         raise PoisonRecord("empty Kafka record (no value)", topic, partition, offset)
     try:
@@ -84,7 +87,9 @@ class BatchApplier:
         group: str,
         listeners: Iterable[Listener] = (),
         journal: FlushJournal | None = None,
+        decode: Callable[[bytes], Event] = decode,
     ) -> None:
+        self.decode = decode  # bytes -> event, opening sealed personal fields (infra/personal_data/)
         self._read = read
         self._journal = journal
         self._seen: set[Partition] = set()  # partitions this applier has checked the journal for
@@ -96,6 +101,8 @@ class BatchApplier:
         self._listeners = list(listeners)
         self._saved: dict[Partition, int] = {}
         self.applied = 0  # events applied since start (skipped redeliveries excluded)
+        # Wall-clock times of the last batch's steps, for the freshness breakdown (bench/freshness_stages.py).
+        self.marks: dict[str, float] = {}
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -126,8 +133,10 @@ class BatchApplier:
         """Apply the records not applied yet, in the given (Kafka) order; returns how many."""
         if not batch:
             return 0
+        marks = self.marks = {"start": time.time()}
         # Read per batch, not cached: after a rebalance another worker may have moved a partition on.
         saved = self.load_positions()
+        marks["positions"] = time.time()
         reached: dict[Partition, int] = {}
         todo: list[Record] = []
         for record in batch:
@@ -149,6 +158,7 @@ class BatchApplier:
             emitted = self._project_overlaid(self._read, todo)
         else:
             emitted = self._project_each(todo)
+        marks["flushed"] = time.time()
         # Listeners keep caches (the Redis feed, counters) in step with the data, so unlike
         # the embedded projector a failing one fails the batch: positions are not saved and
         # the batch is redone, which every listener tolerates (mirrors and deletes are idempotent,
@@ -156,11 +166,13 @@ class BatchApplier:
         for event, name, emitted_ops in emitted:
             for listener in self._listeners:
                 listener(event, name, emitted_ops)
+        marks["listened"] = time.time()
         if reached:
             self._positions_store.save_positions(self._group, reached)
             self._saved.update(reached)
         if self._journal is not None and isinstance(self._read, BatchOverlay):
             self._journal.done(self._group)
+        marks["saved"] = time.time()
         self.applied += len(todo)
         return len(todo)
 
@@ -207,12 +219,14 @@ class BatchApplier:
                     raise poison from exc
                 if ops:
                     emitted.append((record.event, p.name, ops))
+        self.marks["projected"] = time.time()
         overlay.flush(self._record)
         return emitted
 
     def _record(self, changes: BatchChanges) -> None:
         if self._journal is not None:
             self._journal.record(self._group, changes)
+        self.marks["journaled"] = time.time()
 
     def _finish_unfinished(self, overlay: BatchOverlay, journal: FlushJournal) -> None:
         for writer, changes in journal.unfinished(self._group):

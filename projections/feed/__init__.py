@@ -30,7 +30,10 @@ ways) remove the author's entries; PostDeleted and AccountDeleted remove posts f
 every feed through the by-post index. Entries left behind by races with the read
 path's rebuild are harmless: every page re-checks that the post exists, that U
 follows (or is) its author, and Privacy. There is no post-audience-change event;
-a private switch is covered by the same read-time check.
+a private switch is covered by the same read-time check. A post or a follow applied
+after the deletion of an account it names (streams are ordered per key only) is
+ignored, as in the posts and graph projections: the deletion already removed whatever
+it would add (docs/replay.md: what still depends on the order in the hybrid strategy).
 
 Purity and replay: a projection is a function of (event, read port) plus its
 policy and activity port, bound by `make_projection` (both composition roots build
@@ -73,6 +76,7 @@ from projections.feed.tables import (
 )
 from projections.graph import BLOCKED_BY, BLOCKS, FOLLOWERS, GRAPH_COUNTS
 from projections.privacy import Privacy
+from projections.profile import deleted
 from projections.projection import Projection
 from projections.store import Delete, Op, Put, ReadModel
 
@@ -243,9 +247,11 @@ def _blocked_with(read: ReadModel, user_id: int) -> set[int]:
 
 def _fan_out(event: PostCreated, read: ReadModel, policy: FeedPolicy, activity: ActivityStore) -> list[Op]:
     author, post = event.author_id, event.post_id
+    if deleted(read, author):
+        return []  # the author's deletion overtook the post on another stream: it removed what this would add
     ops: list[Op] = [Put(FEED_AUTHOR_POSTS.name, {"author_id": author, "post_id": post, "audience": event.audience})]
-    if policy.strategy == "pull" or Privacy(read).account(author) is None:
-        return ops  # pull fans out nothing; a late post of an erased account reaches no one
+    if policy.strategy == "pull":
+        return ops  # pull fans out nothing
     if policy.strategy == "hybrid" and _followers_when_posting(read, author) > policy.celebrity_threshold:
         ops.append(Put(FEED_PULLED_POSTS.name, {"author_id": author, "post_id": post, "audience": event.audience}))
         ops.append(Put(FEED_PULLED_AUTHORS.name, {"scope": PULLED_SCOPE, "author_id": author}))
@@ -271,8 +277,8 @@ def _fan_out(event: PostCreated, read: ReadModel, policy: FeedPolicy, activity: 
 
 def _backfill(event: Followed, read: ReadModel, policy: FeedPolicy) -> list[Op]:
     follower, followee = event.follower_id, event.followee_id
-    if follower == followee or policy.strategy == "pull":
-        return []
+    if follower == followee or policy.strategy == "pull" or deleted(read, follower, followee):
+        return []  # (a follow applied after either's deletion: the graph ignores it too)
     privacy = Privacy(read)
     recent = read.scan(FEED_AUTHOR_POSTS.name, {"author_id": followee}, desc=True, limit=policy.backfill + 1)
     # The followee's posts older than the backfill are not copied: the horizon rises over
@@ -358,7 +364,7 @@ def make_projection(
                 return _forget_user(event.user_id, read)
         return []
 
-    return Projection("feed", 2, TABLES, project)
+    return Projection("feed", 3, TABLES, project)
 
 
 PROJECTION = make_projection()

@@ -20,6 +20,8 @@ uses it, and the blob collector deletes a blob once nothing does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from events.accounts import AccountDeleted
@@ -105,6 +107,23 @@ def storage_key_of_name(name: str) -> str:
     return f"renditions/{name[:2]}/{name}"
 
 
+RenditionUrl = Callable[[str], str]  # a rendition's storage key -> the URL clients fetch it from
+
+
+def api_rendition_url(storage_key: str) -> str:
+    """The API's own byte route (`/media/<sha>.<ext>`): how the embedded mode serves renditions."""
+    return MEDIA_URL_PREFIX + public_name(storage_key)
+
+
+# How the views built for the request being served link renditions: the API route by
+# default, straight to S3 or a CDN in the scale stack (infra/media/rendition_urls.py).
+# A context variable, not a parameter, because these views are built deep inside
+# commands and queries that know nothing of deployments; the HTTP layer binds it from
+# the container for each request (infra/http/deps.py); code outside a request gets the
+# API route.
+RENDITION_URL: ContextVar[RenditionUrl] = ContextVar("rendition_url", default=api_rendition_url)
+
+
 def sha_of_key(storage_key: str) -> str:
     return public_name(storage_key).split(".", 1)[0]
 
@@ -117,6 +136,7 @@ def media_view(row: Row) -> dict[str, Any]:
     """
     ready = row["status"] == READY
     renditions = (row.get("renditions") or []) if ready else []
+    url = RENDITION_URL.get()
     view: dict[str, Any] = {
         "id": str(row["media_id"]),
         "status": row["status"],
@@ -125,7 +145,7 @@ def media_view(row: Row) -> dict[str, Any]:
         "height": int(row.get("height") or 0),
         "renditions": [
             {
-                "url": MEDIA_URL_PREFIX + public_name(r["key"]),
+                "url": url(r["key"]),
                 "width": int(r["width"]),
                 "height": int(r["height"]),
                 "format": r["format"],

@@ -30,7 +30,7 @@ def deleted(read: ReadModel, *user_ids: int) -> bool:
 def project(event: Event, read: ReadModel) -> list[Op]:
     match event:
         case AccountRegistered():
-            return [
+            account: list[Op] = [
                 Put(
                     ACCOUNTS.name,
                     {
@@ -43,8 +43,10 @@ def project(event: Event, read: ReadModel) -> list[Op]:
                         "created_id": event.event_id,
                     },
                 ),
-                Put(USERNAMES.name, {"username": event.username, "user_id": event.user_id}),
             ]
+            if event.username:  # empty once erased: the account's deletion follows and removes the row
+                account.append(Put(USERNAMES.name, {"username": event.username, "user_id": event.user_id}))
+            return account
         case ProfileUpdated():
             changes: Row = {
                 k: v
@@ -57,12 +59,13 @@ def project(event: Event, read: ReadModel) -> list[Op]:
             }
             return [Patch(ACCOUNTS.name, {"user_id": event.user_id}, changes)] if changes else []
         case AccountDeleted():
-            return [
-                Delete(ACCOUNTS.name, {"user_id": event.user_id}),
-                Delete(USERNAMES.name, {"username": event.username}),
-                Put(DELETED_ACCOUNTS.name, {"user_id": event.user_id}),
-            ]
+            row = read.get(ACCOUNTS.name, {"user_id": event.user_id})
+            ops: list[Op] = [Delete(ACCOUNTS.name, {"user_id": event.user_id})]
+            if row is not None and row["username"]:
+                ops.append(Delete(USERNAMES.name, {"username": row["username"]}))
+            return [*ops, Put(DELETED_ACCOUNTS.name, {"user_id": event.user_id})]
     return []
 
 
-PROJECTION = Projection("profile", 2, (ACCOUNTS, USERNAMES, DELETED_ACCOUNTS), project)  # 2: DELETED_ACCOUNTS
+# 2: DELETED_ACCOUNTS; 3: the username to forget is read from the account (AccountDeleted v2 has none)
+PROJECTION = Projection("profile", 3, (ACCOUNTS, USERNAMES, DELETED_ACCOUNTS), project)

@@ -85,10 +85,11 @@ class ScaleStack:
     """Separate command and query services, the projection worker and the media worker,
     isolated from other runs by unique names."""
 
-    def __init__(self, command: str, query: str, combined: str) -> None:
+    def __init__(self, command: str, query: str, combined: str, name: str = "") -> None:
         self.command = command
         self.query = query
         self.combined = combined
+        self.name = name  # the keyspace, topic prefix, worker group, Redis prefix and bucket of this run
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +121,7 @@ def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleStack
         for proc, log_path in workers:
             if proc.poll() is not None:
                 raise RuntimeError(f"a worker stopped:\n{log_path.read_text()[-4000:]}")
-        yield ScaleStack(command, query, combined)
+        yield ScaleStack(command, query, combined, name)
         for proc, log_path in workers:
             if proc.poll() is not None:
                 raise RuntimeError(f"a worker stopped during the tests:\n{log_path.read_text()[-4000:]}")

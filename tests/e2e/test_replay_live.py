@@ -173,11 +173,12 @@ def test_replay_while_serving_under_write_load(server: tuple[str, Path], tmp_pat
     live: dict[str, Any] = json.loads(glimpse("digest", "--data-dir", str(data_dir), "--json").stdout)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    source = sqlite3.connect(f"file:{data_dir / 'events.db'}?mode=ro", uri=True)
-    target = sqlite3.connect(scratch / "events.db")
-    source.backup(target)  # a consistent copy of the log while the server has it open
-    source.close()
-    target.close()
+    for name in ("events.db", "keys.db"):  # the log, and the keys its personal fields are sealed with
+        source = sqlite3.connect(f"file:{data_dir / name}?mode=ro", uri=True)
+        target = sqlite3.connect(scratch / name)
+        source.backup(target)  # a consistent copy while the server has it open
+        source.close()
+        target.close()
     replayed = json.loads(glimpse("replay", "--data-dir", str(scratch), "--json").stdout)["digests"]
     assert {n: d["digest"] for n, d in live.items()} == {n: d["digest"] for n, d in replayed.items()}
 

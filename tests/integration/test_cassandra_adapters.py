@@ -31,6 +31,7 @@ from infra.storage.sqlite_readmodel import SqliteReadModel
 from projections.registry import PROJECTIONS, all_tables
 from projections.store import CounterRef, Delete, Op, Patch, Put, SetAdd, SetRemove, Table
 from tests.contracts.readmodel_contract import TABLES, ReadModelContract
+from tests.contracts.subject_keys_contract import SubjectKeysContract
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +41,7 @@ from infra.cassandra.command_store import CassandraCommandStore, token_reached  
 from infra.cassandra.migrations import Migration, MigrationError, applied_versions, load_migrations, migrate  # noqa: E402
 from infra.cassandra.readmodel import CassandraReadModel, CounterShapeError, MissingIndex  # noqa: E402
 from infra.cassandra.session import connect, drop_keyspace, ensure_keyspace  # noqa: E402
+from infra.cassandra.subject_keys import CassandraSubjectKeys  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -577,3 +579,39 @@ def test_no_projection_uses_increment() -> None:
         if path.name != "store.py" and "Increment" in path.read_text()
     ]
     assert offenders == []
+
+
+class TestCassandraSubjectKeys(SubjectKeysContract):
+    """Per-person data keys (crypto-shredding) in the migrated keyspace."""
+
+    @pytest.fixture(autouse=True)
+    def _cassandra(self, session: Any, keyspace: str) -> None:
+        migrate(session, keyspace)
+        self.session, self.keyspace = session, keyspace
+
+    def make(self) -> Any:
+        return CassandraSubjectKeys(self.session, self.keyspace)
+
+    def test_a_sealed_log_entry_opens_in_another_process_until_erased(self) -> None:
+        from events.posts import PostCreated
+        from infra.personal_data.codec import EventCodec
+
+        writer = EventCodec(CassandraSubjectKeys(self.session, self.keyspace))
+        reader = EventCodec(CassandraSubjectKeys(self.session, self.keyspace))
+        author = 1_000_000 + int(uuid.uuid4().int % 10**9)
+        post = PostCreated(
+            event_id=1,
+            occurred_at="2026-01-01T00:00:00Z",
+            actor_id=author,
+            aggregate_id=2,
+            post_id=2,
+            author_id=author,
+            caption="secret caption",
+            media_ids=(),
+            audience="public",
+        )
+        data = writer.encode(post)
+        assert b"secret caption" not in data
+        assert reader.decode(data).caption == "secret caption"  # type: ignore[union-attr]
+        writer.erase(author)
+        assert reader.decode(data).caption == ""  # type: ignore[union-attr]

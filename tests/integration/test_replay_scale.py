@@ -91,7 +91,7 @@ def world() -> Iterator[tuple[Any, Any, History]]:
 
 def test_a_scale_replay_gives_the_live_digests_every_time(world: tuple[Any, Any, History]) -> None:
     settings, session, history = world
-    first = replay_into(settings, session, PROJECTIONS, [], keep=True)
+    first = replay_into(settings, session, PROJECTIONS, [], keep=True, switch=False)
     assert first.events == history.log.head()
     assert first.prefix == f"rm{first.build_id}_"
     assert {n: d["digest"] for n, d in first.digests.items()} == {n: d["digest"] for n, d in first.live_digests.items()}
@@ -102,7 +102,7 @@ def test_a_scale_replay_gives_the_live_digests_every_time(world: tuple[Any, Any,
         )
     }
     assert f"{first.prefix}accounts" in kept and "rm_accounts" in kept
-    second = replay_into(settings, session, PROJECTIONS, ["notifications"], keep=False)
+    second = replay_into(settings, session, PROJECTIONS, ["notifications"], keep=False, switch=False)
     assert second.build_id == first.build_id + 1 and second.helpers == ("profile",)
     assert second.digests["notifications"]["digest"] == first.digests["notifications"]["digest"]
     left = {

@@ -78,11 +78,7 @@ class World:
         self.apply(Unblocked(**envelope(self.next_id(), blocker, blocker), blocker_id=blocker, blocked_id=blocked))
 
     def delete_account(self, user_id: int) -> None:
-        self.apply(
-            AccountDeleted(
-                **envelope(self.next_id(), user_id, user_id), user_id=user_id, username=self.usernames[user_id]
-            )
-        )
+        self.apply(AccountDeleted(**envelope(self.next_id(), user_id, user_id), user_id=user_id))
 
     # -- media and posts ----------------------------------------------------
     def media(self, owner: int, sha: str = "a" * 64, ready: bool = True) -> int:
@@ -107,6 +103,7 @@ class World:
                 MediaProcessed(
                     **envelope(self.next_id(), mid, None),
                     media_id=mid,
+                    owner_id=owner,
                     width=10,
                     height=20,
                     renditions=(Rendition(key=f"renditions/{sha[:2]}/{sha}.webp", width=10, height=20, format="webp"),),

@@ -29,6 +29,9 @@ from commands.media import ProbedMedia, ProcessedFacts
 from events.ids import IdGenerator
 from events.media import Rendition
 from events.union import Event
+from infra.personal_data.codec import EventCodec
+from infra.personal_data.keys import MemorySubjectKeys
+from infra.personal_data.wiring import shred_on_deletion
 from infra.projector import Projector
 from infra.storage.sqlite_eventlog import SqliteEventLog
 from infra.storage.sqlite_readmodel import SqliteReadModel
@@ -79,11 +82,14 @@ class History:
 
     def __init__(self, projections: Sequence[Projection] = PROJECTIONS) -> None:
         self.projections = tuple(projections)
-        self.log = SqliteEventLog(":memory:")
+        # Sealed as in production, and shredded when an account's deletion is applied.
+        self.codec = EventCodec(MemorySubjectKeys())
+        self.log = SqliteEventLog(":memory:", self.codec)
         tables = [t for p in self.projections for t in p.tables]
         self.live = SqliteReadModel(sqlite3.connect(":memory:", isolation_level=None), tables)
         self.live.create_schema()
         self.projector = Projector(self.log, self.live, self.projections)
+        self.projector.subscribe(shred_on_deletion(self.codec))
         self.now = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
         self.bus = CommandBus(
             self.log,
@@ -98,6 +104,8 @@ class History:
         self.comments: list[int] = []
         self.stories: list[int] = []
         self.refused = 0
+        # What each user wrote that is theirs (marked `<name>`, or their uploads' sha256), by username.
+        self.personal: dict[str, set[str]] = {}
 
     def events(self) -> list[tuple[int, Event]]:
         return self.log.read(0, 10**9)
@@ -127,6 +135,7 @@ class History:
                 result = self._do("register", None, lambda ctx: accounts.register(ctx, cmd, "hash"))
                 if result is not None:
                     self.users.append((int(orjson.loads(result.body)["id"]), name))
+                    self.personal[name] = {f"<{name}>"}
                     self.alive.append(self.users[-1])
             return
         actor, actor_name = self.alive[a % len(self.alive)]
@@ -135,7 +144,7 @@ class History:
             cmd = accounts.UpdateProfile(private=bool(c % 2))
             self._do("update_profile", actor, lambda ctx: accounts.update_profile(ctx, cmd))
         elif kind == "bio":
-            cmd = accounts.UpdateProfile(bio=f"bio {c}", display_name=f"name {c}")
+            cmd = accounts.UpdateProfile(bio=f"bio <{actor_name}> {c}", display_name=f"name <{actor_name}> {c}")
             self._do("update_profile", actor, lambda ctx: accounts.update_profile(ctx, cmd))
         elif kind in ("follow", "unfollow", "approve", "deny", "block", "unblock"):
             handler = {
@@ -156,7 +165,7 @@ class History:
             if media_id is None:
                 return
             mention = self.users[b % len(self.users)]
-            caption = f"look @{mention[1]}" if c % 2 else "hello"
+            caption = f"look @{mention[1]} <{actor_name}>" if c % 2 else f"hello <{actor_name}>"
             cmd = posts.CreatePost(caption=caption, media_ids=[str(media_id)], audience=("public", "followers")[c % 2])
             result = self._do("post", actor, lambda ctx: posts.create_post(ctx, cmd, posts.PostLimits()))
             if result is not None and result.status == 201:
@@ -179,7 +188,9 @@ class History:
             post = self._pick(self.posts, b)
             if post is not None:
                 mention = self.users[c % len(self.users)]
-                cmd = engagement.AddComment(text=f"nice @{mention[1]}" if c % 2 else "nice")
+                cmd = engagement.AddComment(
+                    text=f"nice @{mention[1]} <{actor_name}>" if c % 2 else f"nice <{actor_name}>"
+                )
                 result = self._do("comment", actor, lambda ctx: engagement.comment(ctx, post, cmd, 1000, 20))
                 if result is not None and result.status == 201:
                     self.comments.append(int(orjson.loads(result.body)["id"]))
@@ -213,6 +224,7 @@ class History:
 
     def _upload(self, actor: int, n: int, *, process: bool = True) -> int | None:
         sha = hashlib.sha256(f"{actor}:{n}".encode()).hexdigest()
+        self.personal[dict(self.users)[actor]].add(sha)
         probed = ProbedMedia("image/png", "image", 8, 8, 100, sha)
         result = self._do("upload", actor, lambda ctx: media.upload(ctx, probed))
         if result is None:

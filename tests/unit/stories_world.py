@@ -85,7 +85,7 @@ class World:
     def delete_account(self, user: int) -> None:
         row = self.read.get("accounts", {"user_id": user})
         assert row is not None
-        self.apply(AccountDeleted(**self.env(user, user), user_id=user, username=row["username"]))
+        self.apply(AccountDeleted(**self.env(user, user), user_id=user))
 
     # -- media, posts, engagement -------------------------------------------
     def media(self, owner: int) -> int:

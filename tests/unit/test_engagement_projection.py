@@ -212,7 +212,7 @@ def test_account_deleted_removes_the_users_likes_comments_bookmarks_and_lowers_c
         bookmarked(ALICE),
         bookmarked(BOB),
     )
-    event = AccountDeleted(**env(ALICE), user_id=ALICE, username="alice")
+    event = AccountDeleted(**env(ALICE), user_id=ALICE)
     apply(rm, event, event)
     assert counts(rm) == (1, 1)
     assert counts(rm, OTHER_POST) == (0, 0)
@@ -231,7 +231,7 @@ def test_account_deleted_removes_the_users_likes_comments_bookmarks_and_lowers_c
 def test_account_deleted_clears_engagement_on_the_authors_posts() -> None:
     rm = fresh()
     apply(rm, liked(ALICE), commented(BOB, 50), bookmarked(BOB), bookmarked(BOB, OTHER_POST))
-    apply(rm, AccountDeleted(**env(AUTHOR), user_id=AUTHOR, username="author"))
+    apply(rm, AccountDeleted(**env(AUTHOR), user_id=AUTHOR))
     for post in (POST, OTHER_POST):
         assert rm.get(ENGAGEMENT_COUNTS.name, {"post_id": post}) is None
         assert rm.count(LIKES.name, {"post_id": post}) == 0
@@ -320,9 +320,9 @@ def _chains(delete_post: bool, delete_alice: bool, delete_author: bool) -> list[
         ],
     ]
     if delete_alice:
-        chains.append([AccountDeleted(**env(ALICE), user_id=ALICE, username="alice")])
+        chains.append([AccountDeleted(**env(ALICE), user_id=ALICE)])
     if delete_author:
-        chains.append([AccountDeleted(**env(AUTHOR), user_id=AUTHOR, username="author")])
+        chains.append([AccountDeleted(**env(AUTHOR), user_id=AUTHOR)])
     return chains
 
 

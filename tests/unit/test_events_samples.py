@@ -50,7 +50,7 @@ def current_samples() -> list[Event]:
             **_env(100, 100, None), user_id=100, username="ada", password_hash="$argon2id$x", display_name="Ada"
         ),
         accounts.ProfileUpdated(**_env(101, 100), user_id=100, display_name="Ada L.", bio="maths", private=True),
-        accounts.AccountDeleted(**_env(102, 100), user_id=100, username="ada"),
+        accounts.AccountDeleted(**_env(102, 100), user_id=100),
         graph.Followed(**_env(103, 11), follower_id=11, followee_id=100),
         graph.Unfollowed(**_env(104, 11), follower_id=11, followee_id=100),
         graph.FollowRequested(**_env(105, 11), follower_id=11, followee_id=100),
@@ -75,6 +75,7 @@ def current_samples() -> list[Event]:
         media.MediaProcessed(
             **_env(113, 112, None),
             media_id=112,
+            owner_id=11,
             width=3024,
             height=4032,
             renditions=(rendition,),
@@ -160,6 +161,10 @@ def test_every_version_of_every_event_has_a_sample() -> None:
         )
 
 
+# Fields a later version removes on purpose, with the reason (each upcaster documents it).
+DROPPED_ON_PURPOSE = {("AccountDeleted", "username"): "personal data must not outlive the erasure this event starts"}
+
+
 @pytest.mark.parametrize(("kind", "version", "path"), all_samples(), ids=lambda v: str(v))
 def test_every_sample_loads_as_the_current_version(kind: str, version: int, path: Path) -> None:
     data = path.read_bytes().strip()
@@ -169,7 +174,7 @@ def test_every_sample_loads_as_the_current_version(kind: str, version: int, path
     assert decode(encode(event)) == event
     raw = orjson.loads(data)
     for field, value in raw.items():
-        if field not in ("version",):
+        if field != "version" and (kind, field) not in DROPPED_ON_PURPOSE:
             # Upcasting adds and converts; it never silently drops what the old event said.
             assert field in type(event).model_fields, f"{kind} v{version}: {field} was dropped"
             assert value is None or getattr(event, field) is not None

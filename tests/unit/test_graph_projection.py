@@ -71,7 +71,7 @@ def close_friends(user: int, *friends: int) -> CloseFriendsSet:
 
 
 def deleted(user: int) -> AccountDeleted:
-    return AccountDeleted(**env(user), user_id=user, username=f"u{user}")
+    return AccountDeleted(**env(user), user_id=user)
 
 
 def apply(read: MemoryReadModel, *events: Event) -> MemoryReadModel:

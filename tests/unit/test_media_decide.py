@@ -189,7 +189,7 @@ def test_account_deleted_forgets_media_and_releases_only_unshared_blobs() -> Non
     from events.accounts import AccountDeleted
     from tests.unit.posts_world import envelope
 
-    event = AccountDeleted(**envelope(w.next_id(), alice, alice), user_id=alice, username="alice")
+    event = AccountDeleted(**envelope(w.next_id(), alice, alice), user_id=alice)
     ops = MEDIA_PROJECTION.project(event, w.read)
     w.read.apply(ops)
     assert w.read.scan(USER_MEDIA.name, {"owner_id": alice}) == []

@@ -91,6 +91,7 @@ def processed(w: World, media_id: int, *renditions: Rendition, placeholder: str 
     event = MediaProcessed(
         **envelope(w.next_id(), media_id, None),
         media_id=media_id,
+        owner_id=None,
         width=640,
         height=480,
         renditions=renditions or (WEBP, JPEG),
@@ -173,7 +174,7 @@ def test_erasure_releases_originals_and_renditions() -> None:
     alice = w.user("alice")
     m = w.media(alice, ready=False)
     processed(w, m)
-    event = AccountDeleted(**envelope(w.next_id(), alice, alice), user_id=alice, username="alice")
+    event = AccountDeleted(**envelope(w.next_id(), alice, alice), user_id=alice)
     ops = MEDIA_PROJECTION.project(event, w.read)
     keys = released_keys(event, MEDIA_PROJECTION.name, ops)
     media = w.read.get(MEDIA.name, {"media_id": m})

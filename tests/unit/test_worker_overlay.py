@@ -435,7 +435,7 @@ def _destructive_tail(events: list[Event]) -> list[Event]:
     for f in follows[6:9]:
         tail.append(Blocked(**env(f.followee_id, f.followee_id), blocker_id=f.followee_id, blocked_id=f.follower_id))
     for user in [e for e in events if isinstance(e, AccountRegistered)][:2]:
-        tail.append(AccountDeleted(**env(user.user_id, user.user_id), user_id=user.user_id, username=user.username))
+        tail.append(AccountDeleted(**env(user.user_id, user.user_id), user_id=user.user_id))
     # Followed again after the unfollows: backfills over a feed the batch just emptied.
     for f in follows[:3]:
         tail.append(Followed(**env(f.follower_id, f.follower_id), follower_id=f.follower_id, followee_id=f.followee_id))

@@ -1,0 +1,128 @@
+"""Per-person data keys, kept outside the event log (the port and its local adapters).
+
+A subject (a user id) has at most one key for ever. Erasing deletes the key and
+leaves a tombstone, so that no later write can create a new key for the same
+person and seal fresh data that would then be readable again.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+KEY_BYTES = 32  # AES-256
+
+
+def new_key() -> bytes:
+    return os.urandom(KEY_BYTES)
+
+
+class SubjectKeys(Protocol):
+    def key(self, subject: int, *, create: bool) -> bytes | None:
+        """The subject's key; with `create`, made on first use. None once erased (or
+        absent and not created)."""
+        ...
+
+    def erase(self, subject: int) -> None:
+        """Delete the key for good (idempotent)."""
+        ...
+
+
+class MemorySubjectKeys:
+    def __init__(self) -> None:
+        self._keys: dict[int, bytes | None] = {}  # None: erased
+        self._lock = threading.Lock()
+
+    def key(self, subject: int, *, create: bool) -> bytes | None:
+        with self._lock:
+            if subject not in self._keys:
+                if not create:
+                    return None
+                self._keys[subject] = new_key()
+            return self._keys[subject]
+
+    def erase(self, subject: int) -> None:
+        with self._lock:
+            self._keys[subject] = None
+
+
+class SqliteSubjectKeys:
+    """Keys in their own SQLite file, beside (never inside) the log.
+
+    `secure_delete` overwrites a deleted key's bytes on disk instead of leaving them in a
+    free page; backups of this file must expire sooner than an erasure must complete.
+    """
+
+    SCHEMA = "CREATE TABLE IF NOT EXISTS subject_keys (subject INTEGER PRIMARY KEY, key BLOB)"  # key NULL: erased
+
+    def __init__(self, path: Path | str) -> None:
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA secure_delete = ON")
+        self._conn.execute("PRAGMA journal_mode = DELETE")  # no WAL copies of erased keys
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        self._conn.execute(self.SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def key(self, subject: int, *, create: bool) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT key FROM subject_keys WHERE subject = ?", (subject,)).fetchone()
+            if row is None and create:
+                self._conn.execute("INSERT INTO subject_keys (subject, key) VALUES (?, ?)", (subject, new_key()))
+                row = self._conn.execute("SELECT key FROM subject_keys WHERE subject = ?", (subject,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def erase(self, subject: int) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO subject_keys (subject, key) VALUES (?, NULL)", (subject,))
+
+
+class CachedSubjectKeys:
+    """Keys kept in memory for `ttl` seconds: decoding a log reads one per sealed field.
+
+    An erasure made by this process takes effect here at once; one made by another
+    process within `ttl` (a stale key can still open what it sealed until then). Erased
+    subjects are remembered for good: erasure is final.
+    """
+
+    def __init__(
+        self,
+        inner: SubjectKeys,
+        ttl: float = 60.0,
+        max_entries: int = 200_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._keys: dict[int, tuple[float, bytes]] = {}
+        self._erased: set[int] = set()
+
+    def key(self, subject: int, *, create: bool) -> bytes | None:
+        if subject in self._erased:
+            return None
+        now = self._clock()
+        cached = self._keys.get(subject)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = self._inner.key(subject, create=create)
+        if found is None:
+            self._keys.pop(subject, None)
+            return None
+        if len(self._keys) >= self._max:
+            self._keys.clear()  # cheaper than LRU bookkeeping on every read; refills at once
+        self._keys[subject] = (now + self._ttl, found)
+        return found
+
+    def erase(self, subject: int) -> None:
+        self._inner.erase(subject)
+        self._keys.pop(subject, None)
+        self._erased.add(subject)
