@@ -21,15 +21,13 @@ Tables come from migrations/0001_command_store.cql (`infra.cassandra.migrations`
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 
-from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
 from commands.ports import Reservation, ReservationTaken, StoredResult
-from infra.cassandra.session import check_name
+from infra.cassandra.session import Statements, check_name
 from infra.remote_consistency import parse_token, reached
 
 log = logging.getLogger(__name__)
@@ -41,20 +39,10 @@ class CassandraCommandStore:
     def __init__(self, session: Session, keyspace: str) -> None:
         self._session = session
         self._ks = check_name(keyspace)
-        self._prepared: dict[str, PreparedStatement] = {}
-        self._lock = threading.Lock()
+        self._statements = Statements(session, keyspace, _CQL)
 
     def _statement(self, name: str) -> PreparedStatement:
-        found = self._prepared.get(name)
-        if found is not None:
-            return found
-        with self._lock:
-            if name not in self._prepared:
-                statement = self._session.prepare(_CQL[name].replace("$ks", self._ks))
-                statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-                statement.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
-                self._prepared[name] = statement
-            return self._prepared[name]
+        return self._statements[name]
 
     # -- reservations ----------------------------------------------------------
     def reserve(self, reservations: Sequence[Reservation]) -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
-from cassandra.query import tuple_factory
+from cassandra.query import PreparedStatement, tuple_factory
 
 from infra.settings import Settings
 
@@ -103,3 +105,27 @@ def ensure_keyspace(session: Session, name: str, replication_factor: int) -> Non
 
 def drop_keyspace(session: Session, name: str) -> None:
     session.execute(f"DROP KEYSPACE IF EXISTS {check_name(name)}", timeout=DDL_TIMEOUT_SECONDS)
+
+
+class Statements:
+    """Prepared statements of one keyspace, prepared on first use: `$ks` in each CQL text is the
+    keyspace. Quorum reads and writes, serial consistency for lightweight transactions."""
+
+    def __init__(self, session: Session, keyspace: str, cql: Mapping[str, str]) -> None:
+        self._session = session
+        self._ks = check_name(keyspace)
+        self._cql = cql
+        self._prepared: dict[str, PreparedStatement] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> PreparedStatement:
+        found = self._prepared.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            if name not in self._prepared:
+                statement = self._session.prepare(self._cql[name].replace("$ks", self._ks))
+                statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+                statement.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
+                self._prepared[name] = statement
+            return self._prepared[name]

@@ -9,13 +9,9 @@ and makes no new key. The deleted cell lingers on disk until compaction after
 
 from __future__ import annotations
 
-import threading
-
-from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import PreparedStatement
 
-from infra.cassandra.session import check_name
+from infra.cassandra.session import Statements
 from infra.personal_data.keys import new_key
 
 _CQL = {
@@ -28,28 +24,17 @@ _CQL = {
 class CassandraSubjectKeys:
     def __init__(self, session: Session, keyspace: str) -> None:
         self._session = session
-        self._ks = check_name(keyspace)
-        self._prepared: dict[str, PreparedStatement] = {}
-        self._lock = threading.Lock()
-
-    def _statement(self, name: str) -> PreparedStatement:
-        with self._lock:
-            if name not in self._prepared:
-                statement = self._session.prepare(_CQL[name].replace("$ks", self._ks))
-                statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-                statement.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
-                self._prepared[name] = statement
-            return self._prepared[name]
+        self._statement = Statements(session, keyspace, _CQL)
 
     def key(self, subject: int, *, create: bool) -> bytes | None:
-        row = self._session.execute(self._statement("get"), (subject,)).one()
+        row = self._session.execute(self._statement["get"], (subject,)).one()
         if row is None and create:
             # Whoever wins the transaction, the row read back holds the one key (or the tombstone).
-            self._session.execute(self._statement("create"), (subject, new_key()))
-            row = self._session.execute(self._statement("get"), (subject,)).one()
+            self._session.execute(self._statement["create"], (subject, new_key()))
+            row = self._session.execute(self._statement["get"], (subject,)).one()
         if row is None or row[1] or row[0] is None:
             return None
         return bytes(row[0])
 
     def erase(self, subject: int) -> None:
-        self._session.execute(self._statement("erase"), (subject,))
+        self._session.execute(self._statement["erase"], (subject,))

@@ -136,7 +136,10 @@ def create_app(
             for event in events:
                 message = event.message
                 merger.add(
-                    (message.topic, message.partition), message.offset, _order_of(event.value), (stream, event, received)
+                    (message.topic, message.partition),
+                    message.offset,
+                    _order_of(event.value),
+                    (stream, event, received),
                 )
             arrived.set()
             while merger.held() >= HOLD_BATCHES * batch:
@@ -201,7 +204,9 @@ def create_app(
                 released = time.time()
                 drained.set()
                 applier.ownership(app.rebalancing_count, not app.rebalancing and owns_everything())
-                await run_batch([(e.message.topic, e.message.partition, e.message.offset, e.value) for _, e, _ in ready])
+                await run_batch(
+                    [(e.message.topic, e.message.partition, e.message.offset, e.value) for _, e, _ in ready]
+                )
                 for stream, event, _ in ready:
                     await stream.ack(event)
                 if trace is not None:
