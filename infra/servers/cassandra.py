@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from infra.servers.common import (
@@ -21,7 +22,13 @@ from infra.servers.common import (
 
 NAME = "cassandra"
 VERSION = "5.0.6"
-HEAP = ["-Xms512m", "-Xmx1G"]
+# Small enough to share the CI box with Kafka and the tests; a bulk load (a 1M-event replay)
+# wants more: GLIMPSE_CASSANDRA_HEAP=4G.
+HEAP_ENV = "GLIMPSE_CASSANDRA_HEAP"
+
+
+def heap() -> list[str]:
+    return ["-Xms512m", f"-Xmx{os.environ.get(HEAP_ENV, '1G')}"]
 
 
 def install(version: str = VERSION) -> None:
@@ -87,7 +94,7 @@ def start(port: int | None = None, version: str = VERSION, deadline_s: float = 2
     )
     command = [
         java(),
-        *HEAP,
+        *heap(),
         *_jvm17_options(),
         f"-javaagent:{_jamm(libs)}",
         f"-Dcassandra.config={config.as_uri()}",
