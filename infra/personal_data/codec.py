@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from events.accounts import AccountDeleted
 from events.union import EVENT_CLASSES, Event, decode, decode_parsed, encode
 from infra.personal_data.keys import SubjectKeys
 
@@ -43,10 +41,6 @@ class EventCodec:
     def __init__(self, keys: SubjectKeys | None) -> None:
         self._keys = keys
         self._ciphers: dict[bytes, AESGCM] = {}
-
-    @property
-    def keys(self) -> SubjectKeys | None:
-        return self._keys
 
     def _cipher(self, key: bytes) -> AESGCM:
         cipher = self._ciphers.get(key)
@@ -118,11 +112,6 @@ class EventCodec:
     def erase(self, subject: int) -> None:
         if self._keys is not None:
             self._keys.erase(subject)
-
-    def erase_deleted(self, events: Iterable[Event]) -> None:
-        for event in events:
-            if isinstance(event, AccountDeleted):
-                self.erase(event.user_id)
 
     # -- AES-GCM ---------------------------------------------------------------
     def _seal(self, key: bytes, plain: bytes, aad: bytes) -> str:
