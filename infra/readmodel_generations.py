@@ -92,7 +92,8 @@ def stored_versions(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
     return {str(n): (int(v or 0), int(p or 0)) for n, v, p in rows}
 
 
-def _transaction(conn: sqlite3.Connection, work: Callable[[], None]) -> None:
+def in_transaction(conn: sqlite3.Connection, work: Callable[[], object]) -> None:
+    """`work` in one immediate transaction: all of it or, if it raises, none of it."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         work()
@@ -122,7 +123,7 @@ def begin(conn: sqlite3.Connection, switch: Sequence[Projection], helpers: Seque
         conn.execute("UPDATE readmodel_builds SET prefix = ? WHERE build_id = ?", (f"rm{build_id}_", build_id))
         holder.append(build_id)
 
-    _transaction(conn, work)
+    in_transaction(conn, work)
     build_id = holder[0]
     return Build(build_id, f"rm{build_id}_", tuple(p.name for p in switch), tuple(p.name for p in helpers), tables)
 
@@ -151,7 +152,7 @@ def abandon(conn: sqlite3.Connection, build: Build, state: str = "failed") -> No
             (state, time.time(), build.build_id),
         )
 
-    _transaction(conn, work)
+    in_transaction(conn, work)
 
 
 def abandon_unfinished(conn: sqlite3.Connection) -> list[int]:
@@ -220,7 +221,7 @@ def switch(
             (now, build.build_id),
         )
 
-    _transaction(conn, work)
+    in_transaction(conn, work)
     store.route({t.name: build.physical(t.name) for p in switched for t in p.tables})
 
 
@@ -236,7 +237,7 @@ def drop_due(conn: sqlite3.Connection, now: float | None = None) -> list[str]:
                 _drop(conn, physical)
                 conn.execute("DELETE FROM readmodel_retired WHERE physical = ?", (physical,))
 
-        _transaction(conn, work)
+        in_transaction(conn, work)
     return due
 
 

@@ -309,7 +309,7 @@ def load_tables(
     """Create the routed tables, bulk-insert the source's rows, then index them; returns the row count."""
     bare = SqliteReadModel(conn, [replace(t, indexes=()) for t in tables])
     bare.route(routes)
-    _in_transaction(conn, bare.create_schema)
+    generations.in_transaction(conn, bare.create_schema)
     loaded = 0
     for t in tables:
         convert = _row_converter(t)
@@ -324,22 +324,12 @@ def load_tables(
             yield
     full = SqliteReadModel(conn, tables)
     full.route(routes)
-    _in_transaction(conn, full.create_schema)  # the indexes, now that the rows are in
+    generations.in_transaction(conn, full.create_schema)  # the indexes, now that the rows are in
     return loaded
 
 
 def _insert(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    _in_transaction(conn, lambda: conn.executemany(sql, rows))
-
-
-def _in_transaction(conn: sqlite3.Connection, work: Callable[[], object]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        work()
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    generations.in_transaction(conn, lambda: conn.executemany(sql, rows))
 
 
 def apply_sql(
@@ -366,7 +356,7 @@ def apply_sql(
                 project_event(builder, projections, pos, event)
             generations.record_position(conn, build, events[-1][0])
 
-        _in_transaction(conn, work)
+        generations.in_transaction(conn, work)
         position = events[-1][0]
         yield position
 
@@ -441,9 +431,9 @@ def blue_green(
                 progress=lambda done: report(clock.progress(done, total_rows, "rows")),
             )
             del memory
-            _in_transaction(conn, lambda: generations.record_position(conn, build, target))
+            generations.in_transaction(conn, lambda: generations.record_position(conn, build, target))
         else:
-            _in_transaction(conn, builder.create_schema)
+            generations.in_transaction(conn, builder.create_schema)
             for reached in apply_sql(log, builder, projections, build, 0, target, batch=batch):
                 report(clock.progress(reached, target, "events"))
                 yield
@@ -465,7 +455,7 @@ def blue_green(
                 raise ReplayError(f"the build reached position {position}, the live read models {live}")
             if cold_tables(replay_plan.switch):
                 # Before the switch: should it fail, the marks cost each reader one redundant rebuild.
-                _in_transaction(conn, lambda: mark_every_feed_stale(conn))
+                generations.in_transaction(conn, lambda: mark_every_feed_stale(conn))
             generations.switch(store, build, replay_plan.switch, replay_plan.helpers, live, grace_seconds)
         clock.enter("")
     except BaseException:
