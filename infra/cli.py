@@ -61,6 +61,7 @@ def scale_worker_app() -> Any:
 
     from infra.app import Role, create_app
     from infra.bootstrap_scale import build_scale
+    from infra.http.threaded import serving
 
     role = cast("Role", os.environ.get(_SERVE_ROLE, "all"))
     settings = Settings()
@@ -71,7 +72,7 @@ def scale_worker_app() -> Any:
     if not _hold_jobs_lock(settings.data_dir):
         container.jobs.clear()
     atexit.register(container.close)
-    return create_app(container, role=role)
+    return serving(create_app(container, role=role), settings.api_request_threads)
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
@@ -113,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from infra.app import create_app
     from infra.bootstrap import build_embedded
+    from infra.http.threaded import serving
 
     settings = _settings(args)
     started = time.monotonic()
@@ -137,7 +139,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         report = seed(container)
         print(report.summary())
-    app = create_app(container, role=args.role)
+    app: Any = create_app(container, role=args.role)
+    if args.mode == "scale":
+        app = serving(app, settings.api_request_threads)
     print(
         f"Glimpse ({args.mode}, {args.role}) is up in {time.monotonic() - started:.1f}s: http://{settings.host}:{settings.port}"
     )

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     worker_batch_seconds: float = Field(0.05, gt=0, description="longest wait to fill a batch")
     worker_group: str = Field("glimpse-projections", description="Kafka consumer group / Faust app id")
     api_workers: int = Field(1, ge=1, description="scale mode: `glimpse serve` processes sharing the port")
+    api_request_threads: int = Field(
+        16, ge=0, description="scale mode: threads per API process that run requests (0: all on its event loop)"
+    )
 
     def resolved_jwt_secret(self) -> str:
         """The configured secret, or one generated once and kept beside the data."""

@@ -140,5 +140,31 @@ class ReadModel(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Scan:
+    """One `ReadModel.scan` as a value, for `scan_each`."""
+
+    table: str
+    prefix: Key
+    before: Any = None
+    after: Any = None
+    desc: bool = False
+    limit: int | None = None
+
+
+def scan_each(read: ReadModel, scans: Sequence[Scan]) -> list[list[Row]]:
+    """Each scan's rows, in order.
+
+    A read model over a remote store may offer `scan_many(scans)`, which sends them all
+    before waiting for any (a merge of many timelines is then one round trip, not one
+    per timeline); any other read model answers them one by one.
+    """
+    many = getattr(read, "scan_many", None)
+    if many is not None:
+        rows: list[list[Row]] = many(scans)
+        return rows
+    return [read.scan(s.table, s.prefix, before=s.before, after=s.after, desc=s.desc, limit=s.limit) for s in scans]
+
+
 class ReadModelWriter(ReadModel, Protocol):
     def apply(self, ops: Sequence[Op]) -> None: ...

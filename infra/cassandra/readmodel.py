@@ -86,7 +86,6 @@ from typing import Any
 import orjson
 from cassandra import ConsistencyLevel
 from cassandra.cluster import ResponseFuture, Session
-from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from infra.cassandra.session import check_name
@@ -102,6 +101,7 @@ from projections.store import (
     Patch,
     Put,
     Row,
+    Scan,
     SetAdd,
     SetRemove,
     Table,
@@ -350,17 +350,20 @@ class CassandraReadModel:
         return None if found is None else self._row(t, found, t.columns)
 
     def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
+        """The rows of these full keys that exist, in the keys' order: a few IN queries
+        (see `_get_jobs`), not one request per key."""
         t = self._table(table)
-        if not keys:
-            return []
-        params = [self._full_key(t, k) for k in keys]
-        statement = self._get_statement(t)
+        for k in keys:
+            if set(k) != set(t.key) or any(k[c] is None for c in t.key):
+                raise ValueError(f"{t.name}: {dict(k)} is not a full key {t.key}")
+        found = self.read_bulk([("get", t.name, tuple(k[c] for c in t.key)) for k in keys])
         rows: list[Row] = []
-        results = execute_concurrent_with_args(self._session, statement, params, concurrency=MAX_IN_FLIGHT)
-        for result in results:
-            found = result.result_or_exc.one()
-            if found is not None:
-                rows.append(self._row(t, found, t.columns))
+        given: set[int] = set()
+        for row in found:
+            if row is not None:
+                # A key asked twice shares one decoded row: each caller gets its own dict.
+                rows.append(row if id(row) not in given else dict(row))
+                given.add(id(row))
         return rows
 
     def scan(
@@ -381,6 +384,16 @@ class CassandraReadModel:
             return self._scan_across_partitions(t, prefix, cols, before, after, desc, limit)
         statement, params = self._scan_query(t, cols, prefix, before, after, desc, limit)
         return [self._row(t, r, t.columns) for r in self._session.execute(statement, params)]
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[list[Row]]:
+        """Several scans sent together (`read_bulk`): one round trip's wait for all of them."""
+        requests: list[ReadRequest] = []
+        for s in scans:
+            t = self._table(s.table)
+            cols = self._prefix_columns(t, s.prefix)
+            requests.append(("scan", t.name, tuple(s.prefix[c] for c in cols), s.before, s.after, s.desc, s.limit))
+        rows: list[list[Row]] = self.read_bulk(requests)
+        return rows
 
     def _scan_query(
         self,

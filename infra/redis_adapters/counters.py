@@ -28,11 +28,25 @@ import redis
 
 from events.union import Event
 from infra.redis_adapters import Breaker
-from infra.redis_adapters.scripts import LuaScript
+from infra.redis_adapters.scripts import LuaScript, run_pipeline
 from projections.engagement.tables import ENGAGEMENT_COUNTS
 from projections.graph import GRAPH_COUNTS
 from projections.posts import USER_POST_COUNTS
-from projections.store import Delete, Increment, Key, Op, Patch, Put, ReadModel, Row, SetAdd, SetRemove, Table
+from projections.store import (
+    Delete,
+    Increment,
+    Key,
+    Op,
+    Patch,
+    Put,
+    ReadModel,
+    Row,
+    Scan,
+    SetAdd,
+    SetRemove,
+    Table,
+    scan_each,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,40 +103,75 @@ class CachedCountersReadModel:
         self.stats = {"hits": 0, "misses": 0, "errors": 0}
 
     def get(self, table: str, key: Key) -> Row | None:
-        cache_key = self.keys.row(table, key)
-        if cache_key is None or not self.breaker.closed:
+        if self.keys.row(table, key) is None:
             return self.inner.get(table, key)
+        rows = self._read_through(table, [key])
+        return rows[0]
+
+    def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
+        if table not in self.keys.tables or any(self.keys.row(table, k) is None for k in keys):
+            return self.inner.get_many(table, keys)
+        return [row for row in self._read_through(table, keys) if row is not None]
+
+    def _read_through(self, table: str, keys: Sequence[Key]) -> list[Row | None]:
+        """Each key's row (None: absent), in order: one round trip asks Redis for all of them
+        and leases the misses, one `get_many` reads the misses, one round trip stores them."""
+        if not keys:
+            return []
+        if not self.breaker.closed:
+            return self._durable(table, keys)
+        cache_keys = [str(self.keys.row(table, k)) for k in keys]
         token = _LEASE + secrets.token_hex(8).encode()
+
+        def ask(pipe: Any) -> None:
+            for cache_key in cache_keys:
+                pipe.get(cache_key)
+                pipe.set(cache_key, token, nx=True, px=LEASE_MS)
+
         try:
-            pipe = self._r.pipeline(transaction=False)
-            pipe.get(cache_key)
-            pipe.set(cache_key, token, nx=True, px=LEASE_MS)
-            cached, leased = pipe.execute()
+            answers = run_pipeline(self._r, (), ask)
         except redis.RedisError as exc:
             self._failed(exc)
-            return self.inner.get(table, key)
-        if cached is not None and not cached.startswith(_LEASE):
-            self.stats["hits"] += 1
-            row: Row | None = orjson.loads(cached)
-            return row
-        self.stats["misses"] += 1
-        row = self.inner.get(table, key)
-        if leased:  # ours alone: someone else's lease means someone else fills it
+            return self._durable(table, keys)
+        out: list[Row | None] = [None] * len(keys)
+        missed: list[int] = []
+        for i in range(len(keys)):
+            cached = answers[2 * i]
+            if cached is not None and not cached.startswith(_LEASE):
+                out[i] = orjson.loads(cached)
+            else:
+                missed.append(i)
+        self.stats["hits"] += len(keys) - len(missed)
+        self.stats["misses"] += len(missed)
+        if not missed:
+            return out
+        for i, row in zip(missed, self._durable(table, [keys[i] for i in missed]), strict=True):
+            out[i] = row
+        leased = [i for i in missed if answers[2 * i + 1]]  # someone else's lease: they fill it
+
+        def store(pipe: Any) -> None:
+            for i in leased:
+                STORE_IF_LEASED.queue(pipe, [cache_keys[i]], [token, orjson.dumps(out[i]), self.ttl_seconds])
+
+        if leased:
             try:
-                STORE_IF_LEASED.run(self._r, [cache_key], [token, orjson.dumps(row), self.ttl_seconds])
+                run_pipeline(self._r, (STORE_IF_LEASED,), store)
             except redis.RedisError as exc:
                 self._failed(exc)
-        return row
+        return out
+
+    def _durable(self, table: str, keys: Sequence[Key]) -> list[Row | None]:
+        """Each key's durable row (None: absent), in order, in one `get_many`."""
+        if len(keys) == 1:
+            return [self.inner.get(table, keys[0])]
+        columns = self.keys.tables[table].key
+        found = {tuple(r[c] for c in columns): r for r in self.inner.get_many(table, keys)}
+        return [found.get(tuple(k[c] for c in columns)) for k in keys]
 
     def _failed(self, exc: Exception) -> None:
         self.stats["errors"] += 1
         self.breaker.trip()
         log.warning("counter cache unavailable for %.1f s, reading the table: %s", self.breaker.cool_down, exc)
-
-    def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
-        if table not in self.keys.tables:
-            return self.inner.get_many(table, keys)
-        return [row for row in (self.get(table, k) for k in keys) if row is not None]
 
     def scan(
         self,
@@ -135,6 +184,9 @@ class CachedCountersReadModel:
         limit: int | None = None,
     ) -> list[Row]:
         return self.inner.scan(table, prefix, before=before, after=after, desc=desc, limit=limit)
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[list[Row]]:
+        return scan_each(self.inner, scans)
 
     def count(self, table: str, prefix: Key) -> int:
         return self.inner.count(table, prefix)

@@ -53,7 +53,7 @@ from infra.redis_adapters import Breaker
 from infra.redis_adapters.scripts import LuaScript, run_pipeline
 from projections.feed import FEED
 from projections.feed import PROJECTION as FEED_PROJECTION
-from projections.store import Delete, Key, Op, Put, ReadModel, Row, SetAdd
+from projections.store import Delete, Key, Op, Put, ReadModel, Row, Scan, SetAdd, scan_each
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +322,17 @@ class CachedFeedReadModel:
             return durable()
         self.stats["warmed"] += 1
         return self._warm(user, before, limit, durable)
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[list[Row]]:
+        """Feed pages one by one (each may be a cache hit), the other scans together."""
+        out: list[list[Row]] = [[] for _ in scans]
+        rest = [i for i, s in enumerate(scans) if s.table != FEED.name]
+        for i, s in enumerate(scans):
+            if s.table == FEED.name:
+                out[i] = self.scan(s.table, s.prefix, before=s.before, after=s.after, desc=s.desc, limit=s.limit)
+        for i, rows in zip(rest, scan_each(self.inner, [scans[i] for i in rest]), strict=True):
+            out[i] = rows
+        return out
 
     def _failed(self, exc: Exception) -> None:
         self.stats["errors"] += 1

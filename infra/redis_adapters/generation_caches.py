@@ -25,7 +25,7 @@ from events.union import Event
 from infra.redis_adapters.counters import CachedCountersReadModel, CounterInvalidator
 from infra.redis_adapters.feed_cache import CachedFeedReadModel, FeedCacheMirror
 from infra.settings import Settings
-from projections.store import Key, Op, ReadModel, Row
+from projections.store import Key, Op, ReadModel, Row, Scan, scan_each
 
 
 def cache_prefix(base: str, epoch: int) -> str:
@@ -75,6 +75,9 @@ class GenerationCaches:
         limit: int | None = None,
     ) -> list[Row]:
         return self._read.scan(table, prefix, before=before, after=after, desc=desc, limit=limit)
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[list[Row]]:
+        return scan_each(self._read, scans)
 
     def count(self, table: str, prefix: Key) -> int:
         return self._read.count(table, prefix)

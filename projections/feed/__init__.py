@@ -173,7 +173,8 @@ def insert_capped(
         if post_id > floor:
             wanted.setdefault(post_id, author_id)
     present = read.get_many(FEED.name, [{"user_id": user_id, "post_id": p} for p in wanted])
-    fresh = {p: a for p, a in wanted.items() if p not in {int(r["post_id"]) for r in present}}
+    there = {int(r["post_id"]) for r in present}
+    fresh = {p: a for p, a in wanted.items() if p not in there}
     ops: list[Op] = []
     if fresh:
         overflow = read.count(FEED.name, {"user_id": user_id}) + len(fresh) - cap

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -139,6 +139,13 @@ class SlowCounters:
             run()
         return row  # type: ignore[no-any-return]
 
+    def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
+        rows: list[Row] = self.inner.get_many(table, keys)
+        if self.meanwhile is not None:
+            run, self.meanwhile = self.meanwhile, None
+            run()
+        return rows
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
@@ -157,6 +164,28 @@ def test_a_read_that_raced_a_change_never_caches_the_old_count(
     assert world.likes(post, cached) == 1  # the old count was not kept
     assert world.likes(post, cached) == 1
     assert cached.stats["hits"] == 1
+
+
+def test_a_batched_read_that_raced_a_change_never_caches_the_old_counts(
+    world: CountingWorld,
+    client: redis.Redis,
+    prefix: str,  # noqa: F811
+) -> None:
+    alice, bob = world.user("alice"), world.user("bob")
+    first, second = world.post(alice), world.post(alice)
+    slow = SlowCounters(world.read)
+    cached = CachedCountersReadModel(slow, client, prefix=prefix)
+    keys = [{"post_id": first}, {"post_id": second}, {"post_id": 1}]
+    world.like(bob, first, alice)
+
+    def likes() -> dict[int, int]:
+        return {int(r["post_id"]): int(r["like_count"]) for r in cached.get_many(ENGAGEMENT_COUNTS.name, keys)}
+
+    slow.meanwhile = lambda: world.like(bob, second, alice)
+    assert likes().get(second, 0) == 0  # one round trip for the three, one durable read: the old count, once
+    assert cached.stats == {"hits": 0, "misses": 3, "errors": 0}
+    assert likes() == {first: 1, second: 1}  # the raced row's old count was not kept
+    assert cached.stats["hits"] == 2  # the untouched row and the absent one were kept
 
 
 def test_while_another_reader_fills_a_row_reads_go_to_the_table(world: CountingWorld, client: redis.Redis) -> None:
