@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from projections.store import Key, ReadModel, Row
+from projections.store import Key, ReadModel, Row, Scan, scan_each
 
 _EXACT = {int: int, str: str}  # declared column type -> the Python type a key value must have
 
@@ -107,6 +107,9 @@ class RequestReads:
         limit: int | None = None,
     ) -> list[Row]:
         return self.inner.scan(table, prefix, before=before, after=after, desc=desc, limit=limit)
+
+    def scan_many(self, scans: Sequence[Scan]) -> list[list[Row]]:
+        return scan_each(self.inner, scans)
 
     def count(self, table: str, prefix: Key) -> int:
         return self.inner.count(table, prefix)
