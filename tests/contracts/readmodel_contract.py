@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from projections.store import CounterRef, Delete, Increment, Patch, Put, SetAdd, SetRemove, Table
+from projections.store import CounterRef, Delete, Increment, Patch, Put, Scan, SetAdd, SetRemove, Table, scan_each
 
 FEED = Table("t_feed", partition=("user_id",), clustering=("post_id",), values=("author_id",))
 DOCS = Table(
@@ -99,6 +99,22 @@ class ReadModelContract:
     def test_increment_creates_and_adds(self, rm: Any) -> None:
         rm.apply([Increment("t_counts", {"user_id": 3}, "m", 2), Increment("t_counts", {"user_id": 3}, "m", -5)])
         assert rm.get("t_counts", {"user_id": 3}) == {"user_id": 3, "n": None, "m": -3}
+
+    def test_scans_asked_together_answer_as_each_alone(self, rm: Any) -> None:
+        rm.apply([Put("t_feed", {"user_id": u, "post_id": p, "author_id": u}) for u in (1, 2, 3) for p in range(u * 3)])
+        rm.apply([Put("t_pairs", {"a": 1, "b": b, "c": c, "v": b * 10 + c}) for b in (2, 1) for c in (2, 1)])
+        scans = [
+            # alike but for the partition (one IN query where the backend can): some short, one empty, one twice
+            *[Scan("t_feed", {"user_id": u}, before=7, desc=True, limit=4) for u in (1, 2, 3, 4, 2)],
+            *[Scan("t_feed", {"user_id": u}, after=1, limit=2) for u in (3, 1)],
+            Scan("t_feed", {"user_id": 3}, desc=True),
+            Scan("t_feed", {"user_id": 3}, limit=0),
+            Scan("t_pairs", {"a": 1}, desc=True, limit=3),
+            Scan("t_pairs", {"a": 1, "b": 2}),
+        ]
+        alone = [rm.scan(s.table, s.prefix, before=s.before, after=s.after, desc=s.desc, limit=s.limit) for s in scans]
+        assert scan_each(rm, scans) == alone
+        assert [r["post_id"] for r in alone[2]] == [6, 5, 4, 3]
 
     def test_get_many_keeps_order_and_skips_missing(self, rm: Any) -> None:
         rm.apply([Put("t_docs", {"doc_id": i, "title": str(i)}) for i in (1, 2, 3)])
