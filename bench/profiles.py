@@ -34,8 +34,9 @@ class Profile:
     mean_posts: float = 5.0  # posts per user before the run (exponential)
     mean_following: float = 12.0  # synthetic graphs
     active_share: float = 0.2  # users who send requests
-    # The scale API process answers from Cassandra with blocking calls on its event loop: on
-    # 2 shared cores it sustains tens of requests per second, the embedded one hundreds.
+    # The scale API process pays the Python Cassandra driver per round trip (a home-feed page
+    # makes ~10): on 2 cores shared with Cassandra, Kafka, Redis and the worker it serves
+    # about a hundred requests per second of the mix, the embedded one over a thousand.
     rate: dict[str, float] = field(default_factory=lambda: {"embedded": 250.0, "scale": 30.0})
     warmup: float = 5.0
     duration: float = 15.0
