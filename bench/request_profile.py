@@ -16,10 +16,17 @@ same state:
 `time` prints, per operation, the median over the repetitions of p50 / p90 / p99 / mean
 microseconds per request, as CPU time of the serving thread (steady on a shared
 machine) and as wall time, and the mix's requests per CPU-second: what one core
-could serve if it did nothing else. `profile` runs one operation under cProfile (or
+could serve if it did nothing else. (SQLite's WAL checkpoints run on a thread of their
+own, infra/storage/sqlite_checkpoints.py: their CPU is not in these figures; `serve`
+counts the whole process.) The warm-up verifies every active user's token once, as a
+server that has run a while has, and `build --strategy hybrid` has every active user
+read their feed before the posts are projected, as the feed benchmark does, so that the
+fan-out pushes to them. `profile` runs one operation under cProfile (or
 pyinstrument) and prints where the time goes. `serve` starts `glimpse serve` on a copy
 of the state and loads it over loopback with a closed loop of concurrent
-connections: the throughput one process really gives, HTTP and all.
+connections: the throughput one process really gives, HTTP and all, the server's CPU
+per request, and the latencies the client saw (in a closed loop they include its own
+queueing: compare runs with each other, not with the open-loop benchmark's).
 Every command works on a fresh copy of the built state (new posts change it).
 """
 
@@ -66,9 +73,22 @@ def build(workdir: Path, graph_name: str, strategy: str, mean_posts: float) -> N
     print(f"graph {graph.name}: {state.counts}")
     build_embedded.build_graph(base, graph_events(state))
     print(f"graph projected in {time.monotonic() - t0:.1f} s")
+    if strategy == "hybrid":
+        print(f"{touch_active(base, state, strategy)} active users read their feed")
     posts = build_embedded.build_posts(base, post_events(state), FeedKnobs().env(strategy))
     print(f"posts projected in {posts['seconds_project']} s, {posts['fanout_deliveries']} deliveries")
     (workdir / "state.pickle").write_bytes(pickle.dumps({"state": state, "strategy": strategy}))
+
+
+def touch_active(data_dir: Path, state: State, strategy: str) -> int:
+    """Every active user reads their feed once before the posts are projected, as in the feed
+    benchmark (bench/runner.py touch_active): the hybrid fan-out pushes only to followers who
+    read recently, so without this every feed read of a run would rebuild a never-pushed feed."""
+    mix = make_mix(state)
+    reqs = [mix.home_feed(user, 0) for user in mix.active]
+    with app_for(data_dir, strategy) as app:
+        asyncio.run(_timed(app, reqs))
+    return len(reqs)
 
 
 def load_state(workdir: Path) -> tuple[State, str]:
@@ -168,6 +188,16 @@ def app_for(data_dir: Path, strategy: str) -> Iterator[Any]:
         container.close()
 
 
+def warm_up(app: Any, mix: loadgen.DsbMix, warmup: list[loadgen.Request]) -> None:
+    """The warm-up requests, and every active user's token verified once: a server that has
+    run for a while has seen each of them (a first verification, ~100 µs, happens once per
+    token and process), and a few thousand requests over 2,000 users would count it for half."""
+    tokens = app.state.container.tokens
+    for token in mix.tokens.values():
+        tokens.verify(token)
+    asyncio.run(_timed(app, warmup))
+
+
 async def _timed(app: Any, reqs: list[loadgen.Request]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """(wall µs, CPU µs of this thread) per request, by operation. On a shared machine the
     CPU time is the steadier figure: time spent descheduled does not count in it."""
@@ -193,7 +223,7 @@ def time_requests(workdir: Path, n: int, warm: int, reps: int) -> dict[str, Any]
         measured = requests_of(mix, n, None)
         with fresh_copy(workdir) as data_dir, app_for(data_dir, strategy) as app:
             gc.collect()
-            asyncio.run(_timed(app, warmup))
+            warm_up(app, mix, warmup)
             wall, cpu = asyncio.run(_timed(app, measured))
         run: dict[str, Any] = {"wall": {op: summary(v) for op, v in wall.items()}}
         run["cpu"] = {op: summary(v) for op, v in cpu.items()}
@@ -232,7 +262,7 @@ def profile(workdir: Path, op: str | None, n: int, profiler: str, top: int) -> N
     warmup = requests_of(mix, 200, None)
     reqs = requests_of(mix, n, op)
     with fresh_copy(workdir) as data_dir, app_for(data_dir, strategy) as app:
-        asyncio.run(_timed(app, warmup))
+        warm_up(app, mix, warmup)
         if profiler == "pyinstrument":
             from pyinstrument import Profiler
 
@@ -265,6 +295,8 @@ def serve(workdir: Path, seconds: float, connections: int) -> None:
         env = processes.base_env(data_dir, FeedKnobs().env(strategy))
         base, server = processes.serve(stack, env, workdir / "serve.log")
 
+        latencies: list[float] = []
+
         async def go() -> tuple[int, int, float, float]:
             done = errors = 0
             it = iter(reqs)
@@ -275,23 +307,28 @@ def serve(workdir: Path, seconds: float, connections: int) -> None:
                     nonlocal done, errors
                     while time.monotonic() < until:
                         req = next(it)
+                        sent = time.perf_counter()
                         async with session.request(
                             req.method, req.path, params=req.params, headers=req.headers, json=req.body
                         ) as r:
                             await r.read()
                             done += 1
                             errors += r.status >= 400
+                        latencies.append(time.perf_counter() - sent)
 
                 await asyncio.gather(*(worker(time.monotonic() + 2) for _ in range(connections)))  # warm-up
                 done = errors = 0
+                latencies.clear()
                 cpu0, t0 = server.cpu_seconds(), time.monotonic()
                 await asyncio.gather(*(worker(t0 + seconds) for _ in range(connections)))
                 return done, errors, time.monotonic() - t0, server.cpu_seconds() - cpu0
 
         n, errors, wall, cpu = asyncio.run(go())
+    lat = summary([1000 * v for v in latencies])
     print(
         f"{n / wall:.0f} req/s of the mix over HTTP ({connections} connections, {wall:.1f} s, {errors} errors); "
-        f"server CPU {100 * cpu / wall:.0f} % of a core -> {n / max(cpu, 1e-9):.0f} req/s per server core-second"
+        f"server CPU {100 * cpu / wall:.0f} % of a core -> {n / max(cpu, 1e-9):.0f} req/s per server core-second; "
+        f"latency ms p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} max {lat['max']:.1f} (closed loop: the client's too)"
     )
 
 
@@ -300,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["build", "time", "profile", "serve"])
     parser.add_argument("--workdir", default="/tmp/glimpse-request-profile")
     parser.add_argument("--graph", default="synthetic-10k")
-    parser.add_argument("--strategy", default="push", choices=["push", "pull", "hybrid"])
+    parser.add_argument("--strategy", default="hybrid", choices=["push", "pull", "hybrid"])
     parser.add_argument("--mean-posts", type=float, default=5.0)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)

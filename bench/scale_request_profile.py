@@ -39,12 +39,16 @@ from bench.stats import summary
 
 
 def _env(names: dict[str, str], strategy: str) -> dict[str, str]:
-    return {
-        "GLIMPSE_JWT_SECRET": processes.JWT_SECRET,
-        "GLIMPSE_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
-        "GLIMPSE_WRITES_PER_MINUTE": "1000000",
-        "GLIMPSE_SHARD_ID": "1",
-    } | FeedKnobs().env(strategy) | names
+    return (
+        {
+            "GLIMPSE_JWT_SECRET": processes.JWT_SECRET,
+            "GLIMPSE_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+            "GLIMPSE_WRITES_PER_MINUTE": "1000000",
+            "GLIMPSE_SHARD_ID": "1",
+        }
+        | FeedKnobs().env(strategy)
+        | names
+    )
 
 
 @contextmanager

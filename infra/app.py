@@ -18,7 +18,8 @@ from commands.http import notifications as notification_commands
 from commands.http import posts as post_commands
 from commands.http import stories as story_commands
 from infra.container import Container, PeriodicJob
-from infra.http import errors
+from infra.http import errors, fast_routes
+from infra.http.fast_app import FastApp
 from query_api import accounts, feed, graph, media, notifications, posts, stories
 from query_api import engagement as engagement_queries
 from query_api import ops as ops_routes
@@ -84,7 +85,7 @@ def create_app(container: Container, role: Role = "all") -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    app = FastAPI(
+    app = FastApp(
         title="Glimpse",
         version="1",
         description="Event-sourced backend for photo and video sharing: posts, feed, stories, notifications.",
@@ -97,6 +98,7 @@ def create_app(container: Container, role: Role = "all") -> FastAPI:
         "command": (*COMMAND_ROUTERS, ops_routes.router),
         "query": (*QUERY_ROUTERS, ops_routes.router),
     }[role]
+    fast_routes.install(routers)
     for router in routers:
         app.include_router(router)
     return app

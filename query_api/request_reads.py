@@ -20,9 +20,10 @@ across an `await` or past its request, and never write through it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from projections.store import Key, ReadModel, Row, Scan, scan_each
 
@@ -30,21 +31,25 @@ _EXACT = {int: int, str: str}  # declared column type -> the Python type a key v
 
 
 @cache
-def _key_spec(table: str) -> tuple[frozenset[str], tuple[tuple[str, type], ...]] | None:
-    """The full key's column names, and the Python type each value must have (None: unknown table,
-    or a key column of another type)."""
+def _key_spec(table: str) -> tuple[frozenset[str], Callable[[Key], tuple[Any, ...]], tuple[type, ...]] | None:
+    """The full key's column names, how to take its values from a key (a tuple in key order), and
+    the Python type each value must have (None: unknown table, or a key column of another type)."""
     from projections.registry import all_tables
 
     t = next((t for t in all_tables() if t.name == table), None)
     if t is None or any(t.type_of(c) not in _EXACT for c in t.key):
         return None
-    return frozenset(t.key), tuple((c, _EXACT[t.type_of(c)]) for c in t.key)
+    values_of: Callable[[Key], tuple[Any, ...]]
+    if len(t.key) == 1:
+        column = t.key[0]
 
+        def one(key: Key) -> tuple[Any, ...]:
+            return (key[column],)
 
-def _typed(key: Key, typed: tuple[tuple[str, type], ...]) -> bool:
-    """Whether every key value has its column's declared type, so that a row found for the key
-    carries the same values (the backend cannot have converted them): then it can be batched."""
-    return all(type(key[column]) is kind for column, kind in typed)
+        values_of = one
+    else:
+        values_of = cast(Callable[[Key], tuple[Any, ...]], itemgetter(*t.key))  # a tuple for 2+ columns
+    return frozenset(t.key), values_of, tuple(_EXACT[t.type_of(c)] for c in t.key)
 
 
 class RequestReads:
@@ -72,18 +77,23 @@ class RequestReads:
             spec = _key_spec(table)
             exact: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[Any, ...]] = {}
             if spec is not None:
-                names, typed = spec
+                names, values_of, kinds = spec
                 for slot, key in missing:
-                    if key.keys() == names and _typed(key, typed):
-                        exact[slot] = tuple(key[c] for c, _ in typed)
+                    if key.keys() == names:
+                        values = values_of(key)
+                        # Every value of its column's declared type, so that a row found for the key
+                        # carries the same values (the backend cannot have converted them): batchable.
+                        if tuple(map(type, values)) == kinds:
+                            exact[slot] = values
             if exact:
                 by_key = getattr(self.inner, "rows_by_key", None)
                 if by_key is not None:
                     found: dict[tuple[Any, ...], Row] = by_key(table, list(exact.values()))
                 else:
-                    cols = [c for c, _ in spec[1]] if spec is not None else []
+                    assert spec is not None  # `exact` is empty without it
+                    values_of = spec[1]
                     wanted = [k for s, k in missing if s in exact]
-                    found = {tuple(r[c] for c in cols): r for r in self.inner.get_many(table, wanted)}
+                    found = {values_of(r): r for r in self.inner.get_many(table, wanted)}
                 for slot, values in exact.items():
                     known[slot] = found.get(values)  # absent: None
             for slot, key in missing:

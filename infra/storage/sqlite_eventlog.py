@@ -14,6 +14,7 @@ from pathlib import Path
 from commands.ports import Reservation, ReservationTaken, StoredResult
 from events.union import Event
 from infra.personal_data.codec import PLAIN, EventCodec
+from infra.storage.sqlite_checkpoints import WatchedConnection, checkpoint_in_background
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -43,10 +44,12 @@ CREATE TABLE IF NOT EXISTS command_results (
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=WatchedConnection)
+    journal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=5000")
+    if journal == "wal":  # a file (an in-memory database keeps its own journal, and has no file to share)
+        checkpoint_in_background(conn, path)  # not in the commit of whichever request filled the WAL
     return conn
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -100,7 +102,7 @@ class SqliteReadModel:
             raise UnknownTable(name) from None
 
     def _row(self, table: Table, values: Sequence[Any], columns: Sequence[str]) -> Row:
-        row = dict(zip(columns, values, strict=True))
+        row = dict(zip(columns, values, strict=False))  # a statement's rows have exactly its columns: no check
         for c, kind in self._decoders[table.name]:
             v = row[c]
             if v is not None:
@@ -202,8 +204,9 @@ class SqliteReadModel:
                     where = f"({', '.join(full)}) IN (SELECT {picked} FROM (VALUES {', '.join([one] * size)}))"
                 sql = f"SELECT {', '.join(t.columns)} FROM {self._phys(t.name)} WHERE {where}"
                 self._sql_cache[shape] = sql
-            for values in self.conn.execute(sql, [v for k in chunk for v in k]):
-                found[tuple(values[:width])] = self._row(t, values, t.columns)
+            row_of, columns = self._row, t.columns
+            for values in self.conn.execute(sql, list(chain.from_iterable(chunk))):
+                found[values[:width]] = row_of(t, values, columns)  # a row is a tuple: so is its slice
         return found
 
     def scan(
@@ -293,15 +296,34 @@ class SqliteReadModel:
             by_table.setdefault(op.table, []).append(op.row)
         for table, rows in by_table.items():
             t = self._table(table)
-            start = 0
-            while start < len(rows):  # consecutive rows with the same columns share a statement
-                cols = tuple(c for c in t.columns if c in rows[start])
+            start, n = 0, len(rows)
+            while start < n:  # consecutive rows with the same fields share a statement
+                fields = rows[start].keys()
                 end = start + 1
-                while end < len(rows) and len(rows[end]) == len(rows[start]) and all(c in rows[end] for c in cols):
+                while end < n and rows[end].keys() == fields:
                     end += 1
+                cols, args_of = self._row_shape(t, tuple(fields))
                 sql = self._insert_sql(t, "INSERT OR REPLACE", cols)
-                self.conn.executemany(sql, [self._args(t, r, cols) for r in rows[start:end]])
+                self.conn.executemany(sql, map(args_of, rows[start:end]))
                 start = end
+
+    def _row_shape(self, t: Table, fields: tuple[str, ...]) -> tuple[tuple[str, ...], Callable[[Row], Any]]:
+        """For rows with these fields: the table's columns among them (in table order), and how
+        to take a row's statement arguments (straight out of the row where nothing converts)."""
+        shape = ("row", t.name, fields)
+        found: tuple[tuple[str, ...], Callable[[Row], Any]] | None = self._sql_cache.get(shape)
+        if found is None:
+            cols = tuple(c for c in t.columns if c in fields)
+            if len(cols) > 1 and not self._converted[t.name].intersection(cols):
+                found = (cols, itemgetter(*cols))
+            else:
+
+                def args_of(row: Row) -> list[Any]:
+                    return self._args(t, row, cols)
+
+                found = (cols, args_of)
+            self._sql_cache[shape] = found
+        return found
 
     def _apply(self, op: Op) -> None:
         match op:
@@ -345,15 +367,18 @@ class SqliteReadModel:
 
     def _insert(self, table: str, row: Row, verb: str) -> bool:
         t = self._table(table)
-        cols = tuple(c for c in t.columns if c in row)
-        cur = self.conn.execute(self._insert_sql(t, verb, cols), self._args(t, row, cols))
+        cols, args_of = self._row_shape(t, tuple(row))
+        cur = self.conn.execute(self._insert_sql(t, verb, cols), args_of(row))
         return cur.rowcount > 0
 
     def _increment(self, table: str, key: Key, column: str, delta: int) -> None:
         t = self._table(table)
-        cols = list(key)
-        self.conn.execute(
-            f"INSERT INTO {self._phys(table)} ({', '.join(cols)}, {column}) VALUES ({', '.join('?' * len(cols))}, ?) "
-            f"ON CONFLICT ({', '.join(t.key)}) DO UPDATE SET {column} = COALESCE({column}, 0) + excluded.{column}",
-            [to_db(t, c, key[c]) for c in cols] + [delta],
-        )
+        cols = tuple(key)
+        shape = ("increment", table, cols, column)
+        sql = self._sql_cache.get(shape)
+        if sql is None:
+            sql = self._sql_cache[shape] = (
+                f"INSERT INTO {self._phys(table)} ({', '.join(cols)}, {column}) VALUES ({', '.join('?' * len(cols))}, ?) "
+                f"ON CONFLICT ({', '.join(t.key)}) DO UPDATE SET {column} = COALESCE({column}, 0) + excluded.{column}"
+            )
+        self.conn.execute(sql, [to_db(t, c, key[c]) for c in cols] + [delta])
