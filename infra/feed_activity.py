@@ -34,6 +34,9 @@ SQLITE_SCHEMA = (
     "user_id INTEGER PRIMARY KEY, last_read_ms INTEGER, missed INTEGER NOT NULL DEFAULT 0)"
 )
 _IN_CHUNK = 500  # SQLite host parameters per statement, well under its limit
+# Reads this close to the recorded one are not written: activity windows are days long, so an
+# active reader's last read may lag by this much without changing who the fan-out skips.
+READ_GRANULARITY_MS = 60_000
 
 
 class SqliteActivityStore:
@@ -62,14 +65,18 @@ class SqliteActivityStore:
         return active
 
     def record_read(self, user_id: int, at_ms: int) -> bool:
+        row = self._conn.execute(
+            "SELECT last_read_ms, missed FROM feed_activity WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        if row is not None and row[0] is not None and 0 <= at_ms - row[0] < READ_GRANULARITY_MS:
+            return bool(row[1])  # read a moment ago: nothing to write (a commit per page read was its cost)
         # A row made by a skip mark has no last read: that user is marked already.
         self._conn.execute(
             "INSERT INTO feed_activity (user_id, last_read_ms, missed) VALUES (?, ?, 1) "
             "ON CONFLICT (user_id) DO UPDATE SET last_read_ms = excluded.last_read_ms",
             (user_id, at_ms),
         )
-        row = self._conn.execute("SELECT missed FROM feed_activity WHERE user_id = ?", (user_id,)).fetchone()
-        return bool(row[0])
+        return row is None or bool(row[1])
 
     def clear_missed(self, user_id: int) -> None:
         self._conn.execute("UPDATE feed_activity SET missed = 0 WHERE user_id = ?", (user_id,))

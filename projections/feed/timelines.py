@@ -132,7 +132,8 @@ def _horizon(rows: Sequence[Row]) -> int:
 
 
 def horizon_of(read: ReadModel, user_id: int) -> int:
-    return _horizon(scan_each(read, [_horizon_scan(user_id)])[0])
+    scan = _horizon_scan(user_id)
+    return _horizon(read.scan(scan.table, scan.prefix, desc=scan.desc, limit=scan.limit))
 
 
 def visible_authors(read: ReadModel, user_id: int) -> list[int]:

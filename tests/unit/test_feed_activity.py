@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.feed_activity import SqliteActivityStore, bucket_of
+from infra.feed_activity import READ_GRANULARITY_MS, SqliteActivityStore, bucket_of
 from infra.storage.sqlite_eventlog import connect
 from projections.feed.activity import EVERYONE_ACTIVE, MemoryActivityStore
 from tests.contracts.feed_activity_contract import ActivityStoreContract
@@ -35,6 +35,26 @@ def test_sqlite_marks_roll_back_with_the_projectors_transaction(tmp_path: Path) 
     assert store.active_among([1], since_ms=0) == []
     conn.execute("ROLLBACK")  # the fan-out that skipped user 1 did not commit: no mark either
     assert conn.execute("SELECT count(*) FROM feed_activity").fetchone()[0] == 0
+    conn.close()
+
+
+def test_sqlite_writes_a_read_only_once_per_granule(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "readmodels.db")
+    store = SqliteActivityStore(conn)
+
+    def last_read() -> int:
+        return int(conn.execute("SELECT last_read_ms FROM feed_activity WHERE user_id = 1").fetchone()[0])
+
+    assert store.record_read(1, 1_000) is True
+    store.clear_missed(1)
+    writes = conn.total_changes
+    assert store.record_read(1, 1_000 + READ_GRANULARITY_MS - 1) is False
+    assert conn.total_changes == writes and last_read() == 1_000  # a moment later: nothing written
+    assert store.record_read(1, 1_000 + READ_GRANULARITY_MS) is False
+    assert last_read() == 1_000 + READ_GRANULARITY_MS
+    store.active_among([1], since_ms=10**9)  # skipped: marked
+    assert store.record_read(1, 2_000 + READ_GRANULARITY_MS) is True  # the mark shows without a write
+    assert store.record_read(1, 500) is True and last_read() == 500  # a backdated read is written
     conn.close()
 
 
