@@ -31,7 +31,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import build_scale, graphs, processes
+from bench import build_embedded, build_scale, graphs, processes
 from bench.profiles import FeedKnobs
 from bench.request_profile import OPS, Asgi, _timed, make_mix, requests_of
 from bench.state import State, plan
@@ -52,26 +52,12 @@ def _env(names: dict[str, str], strategy: str) -> dict[str, str]:
 
 
 @contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextmanager
 def app_for(names: dict[str, str], strategy: str) -> Iterator[Any]:
     from infra.app import create_app
     from infra.bootstrap_scale import build_scale as build_container
     from infra.settings import Settings
 
-    with _environment(_env(names, strategy)):
+    with build_embedded.environment(_env(names, strategy)):
         container = build_container(Settings())
     try:
         yield create_app(container)
