@@ -13,8 +13,9 @@ state the benchmark's scale build made (events produced to Kafka, applied by a r
     python -m bench.scale_request_profile drop --workdir /tmp/glimpse-sprof
 
 The state lives in the servers under the names `build` chose, so repetitions share it.
-In the hybrid strategy every repetition first forgets who read their feed and has the
-active users read theirs again, so each repetition rebuilds the same inactive feeds.
+In the hybrid strategy every repetition first forgets who read their feed (and the Redis
+feed caches) and has the active users read theirs again, so each repetition rebuilds the
+same inactive feeds from a cold cache.
 """
 
 from __future__ import annotations

@@ -354,8 +354,7 @@ class CassandraReadModel:
         (see `_get_jobs`), not one request per key."""
         t = self._table(table)
         for k in keys:
-            if set(k) != set(t.key) or any(k[c] is None for c in t.key):
-                raise ValueError(f"{t.name}: {dict(k)} is not a full key {t.key}")
+            self._check_full_key(t, k)
         found = self.read_bulk([("get", t.name, tuple(k[c] for c in t.key)) for k in keys])
         rows: list[Row] = []
         given: set[int] = set()
@@ -387,8 +386,8 @@ class CassandraReadModel:
 
     def scan_many(self, scans: Sequence[Scan]) -> list[list[Row]]:
         """Several scans at once. Those alike but for their one-column partition (a merge of
-        many timelines) go out as one `IN` query with PER PARTITION LIMIT, whose rows the
-        server returns in the scans' order; the rest as one statement each, all concurrently."""
+        many timelines) go out as one `IN` query with PER PARTITION LIMIT, whose rows are
+        handed back to each scan by partition; the rest as one statement each, all concurrently."""
         results: list[list[Row]] = [[] for _ in scans]
         alike: dict[tuple[Any, ...], list[int]] = {}
         single: list[int] = []
