@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--active-share", type=float, help="share of users who send requests")
     parser.add_argument("--mean-posts", type=float, help="posts per user before the run")
     parser.add_argument("--celebrity-threshold", type=int, help="GLIMPSE_FEED_CELEBRITY_THRESHOLD")
+    parser.add_argument(
+        "--parallel-builds", type=int, help="embedded: strategies built at once, each in its own process"
+    )
     parser.add_argument("--no-baselines", action="store_true", help="skip the ZADD and Kafka baselines")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--out", help=f"results folder (default {RESULTS})")
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         profile.strategies = chosen
     if args.rate:
         profile.rate[args.mode] = args.rate
-    for attr in ("duration", "warmup", "active_share", "mean_posts"):
+    for attr in ("duration", "warmup", "active_share", "mean_posts", "parallel_builds"):
         value = getattr(args, attr)
         if value is not None:
             setattr(profile, attr, value)

@@ -45,6 +45,10 @@ class Profile:
     feed: FeedKnobs = field(default_factory=FeedKnobs)
     baselines: bool = True
     build_timeout: float = 1800.0
+    # Embedded: strategies whose posts are projected at once, each in its own process (a
+    # projector is one thread, and at a million users each build takes most of an hour).
+    # Only the builds overlap: every load runs alone.
+    parallel_builds: int = 1
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,5 +75,6 @@ PROFILES: dict[str, Profile] = {
         warmup=15.0,
         duration=60.0,
         build_timeout=6 * 3600.0,
+        parallel_builds=3,
     ),
 }

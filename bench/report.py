@@ -195,6 +195,12 @@ def graph_table(graph: dict[str, Any]) -> list[str]:
     )
     row("state build (s)", lambda r: _fmt(r["build"].get("seconds_total", r["build"].get("seconds_project")), 1))
     lines.append("")
+    if graph.get("builds_in_parallel", 1) > 1:
+        lines.append(
+            f"The strategies' states were built {graph['builds_in_parallel']} at a time on this machine's cores, "
+            "so their build times and fan-out rates are under contention (the loads ran one at a time)."
+        )
+        lines.append("")
     if bare:
         lines.append(
             f"Bare route ({bare.get('store')}), same generator and rate: p50 / p99 / p99.9 "

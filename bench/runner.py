@@ -8,14 +8,17 @@ this process is the load generator, and its CPU is reported with theirs.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import platform
+import queue
 import random
 import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -245,12 +248,26 @@ class Run:
                 f"  projecting the graph ({state.counts['events'] - state.counts['posts']} events) once for every strategy"
             )
             out["graph_build"] = build_embedded.build_graph(base_dir, graph_events(state))
+        builds: dict[str, dict[str, Any]] = {}
+        if base_dir is not None and p.parallel_builds > 1:
+            log(f"  building {len(p.strategies)} strategies, {p.parallel_builds} at a time")
+            builds = in_children(
+                {
+                    s: partial(
+                        self.embedded_build, graph.name, s, state, base_dir, loadgen.DsbMix(state, active, tokens)
+                    )
+                    for s in p.strategies
+                },
+                p.parallel_builds,
+            )
+            out["builds_in_parallel"] = p.parallel_builds
         for i, strategy in enumerate(p.strategies):
             mix = loadgen.DsbMix(state, active, tokens)
             log(f"  strategy {strategy}")
             if self.mode == "embedded":
                 assert base_dir is not None
-                row = self.embedded_strategy(graph.name, strategy, state, base_dir, mix, bare=i == 0)
+                build = builds.get(strategy) or self.embedded_build(graph.name, strategy, state, base_dir, mix)
+                row = self.embedded_strategy(graph.name, strategy, state, build, mix, bare=i == 0)
             else:
                 row = self.scale_strategy(graph.name, strategy, state, mix, bare=i == 0)
             if "bare_route" in row:
@@ -261,34 +278,44 @@ class Run:
         self.ratios(out, zadd)
         return out
 
+    def embedded_build(
+        self, graph: str, strategy: str, state: State, base_dir: Path, mix: loadgen.DsbMix
+    ) -> dict[str, Any]:
+        """A copy of the graph's state, its active users made active, then the posts projected."""
+        data_dir = self.workdir / f"{graph}-{strategy}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.copytree(base_dir, data_dir)
+        feed_env = self.profile.feed.env(strategy)
+        with ExitStack() as stack:
+            base, server = processes.serve(
+                stack, processes.base_env(data_dir, feed_env), self.workdir / f"{graph}-{strategy}-touch.log"
+            )
+            log(f"    {strategy}: {len(mix.active)} active users read their feed")
+            touched = touch_active(base, mix)
+            server.stop()
+        log(f"    {strategy}: projecting {state.counts['posts']} posts")
+        build = build_embedded.build_posts(data_dir, post_events(state), feed_env)
+        build["active_users_read_before_posts"] = touched
+        log(
+            f"    {strategy}: projected in {build['seconds_project']:.1f} s "
+            f"({build['fanout_deliveries_per_second']:,.0f} deliveries/s)"
+        )
+        return build
+
     def embedded_strategy(
         self,
         graph: str,
         strategy: str,
         state: State,
-        base_dir: Path,
+        build: dict[str, Any],
         mix: loadgen.DsbMix,
         bare: bool,
     ) -> dict[str, Any]:
         p = self.profile
         data_dir = self.workdir / f"{graph}-{strategy}"
-        shutil.rmtree(data_dir, ignore_errors=True)
-        shutil.copytree(base_dir, data_dir)
         feed_env = p.feed.env(strategy)
         env = processes.base_env(data_dir, feed_env)
-        row: dict[str, Any] = {}
-        with ExitStack() as stack:
-            base, server = processes.serve(stack, env, self.workdir / f"{graph}-{strategy}-touch.log")
-            log(f"    {len(mix.active)} active users read their feed")
-            touched = touch_active(base, mix)
-            server.stop()
-        log(f"    projecting {state.counts['posts']} posts")
-        build = build_embedded.build_posts(data_dir, post_events(state), feed_env)
-        build["active_users_read_before_posts"] = touched
-        row["build"] = build
-        log(
-            f"    projected in {build['seconds_project']:.1f} s ({build['fanout_deliveries_per_second']:,.0f} deliveries/s)"
-        )
+        row: dict[str, Any] = {"build": build}
         with ExitStack() as stack:
             base, server = processes.serve(stack, env, self.workdir / f"{graph}-{strategy}-server.log")
             log(f"    load: {p.rate['embedded']:g} req/s, {p.warmup:g} s warm-up + {p.duration:g} s")
@@ -461,6 +488,46 @@ class Run:
                     (row["load"]["cpu_percent_of_one_core"].get("server") or 0) / 100 or None,
                 ),
             }
+
+
+def in_children(jobs: dict[str, Callable[[], dict[str, Any]]], parallel: int) -> dict[str, dict[str, Any]]:
+    """Each job in a forked child (which shares the parent's state without copying it),
+    `parallel` at a time; their results. A child that fails or dies fails the run."""
+    ctx = multiprocessing.get_context("fork")
+    results: Any = ctx.Queue()
+    waiting = list(jobs.items())
+    running: dict[str, Any] = {}
+    out: dict[str, dict[str, Any]] = {}
+
+    def child(name: str, job: Callable[[], dict[str, Any]]) -> None:
+        try:
+            results.put((name, job(), None))
+        except BaseException as exc:
+            results.put((name, None, f"{exc!r}"))
+            raise
+
+    try:
+        while waiting or running:
+            while waiting and len(running) < parallel:
+                name, job = waiting.pop(0)
+                running[name] = ctx.Process(target=child, args=(name, job), name=f"bench-{name}")
+                running[name].start()
+            try:
+                name, result, error = results.get(timeout=1)
+            except queue.Empty:
+                dead = [n for n, proc in running.items() if not proc.is_alive()]
+                if dead and results.empty():
+                    raise RuntimeError(f"{dead[0]}: the process died (exit code {running[dead[0]].exitcode})") from None
+                continue
+            running.pop(name).join()
+            if error is not None:
+                raise RuntimeError(f"{name}: {error}")
+            out[name] = result
+    finally:
+        for proc in running.values():
+            proc.kill()
+            proc.join()
+    return out
 
 
 def touch_active(base: str, mix: loadgen.DsbMix, connections: int = 16) -> dict[str, Any]:

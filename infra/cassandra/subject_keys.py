@@ -9,6 +9,8 @@ and makes no new key. The deleted cell lingers on disk until compaction after
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from cassandra.cluster import Session
 
 from infra.cassandra.session import Statements
@@ -35,6 +37,9 @@ class CassandraSubjectKeys:
         if row is None or row[1] or row[0] is None:
             return None
         return bytes(row[0])
+
+    def many(self, subjects: Collection[int], *, create: bool) -> dict[int, bytes | None]:
+        return {s: self.key(s, create=create) for s in subjects}
 
     def erase(self, subject: int) -> None:
         self._session.execute(self._statement["erase"], (subject,))

@@ -121,8 +121,8 @@ class KafkaEventLog:
         token = ""
         if events:
             records = [
-                (topic_of(self._settings, e.STREAM), str(e.aggregate_id).encode(), self._codec.encode(e))
-                for e in events
+                (topic_of(self._settings, e.STREAM), str(e.aggregate_id).encode(), data)
+                for e, data in zip(events, self._codec.encode_many(events), strict=True)
             ]
             try:
                 token = self._loop.run(self._produce(records), self._timeout + _GRACE_SECONDS)

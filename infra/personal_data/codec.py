@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -52,11 +53,25 @@ class EventCodec:
 
     # -- events ----------------------------------------------------------------
     def encode(self, event: Event) -> bytes:
-        personal = type(event).PERSONAL
-        subject = getattr(event, type(event).SUBJECT, None) if personal else None
+        subject = _subject(event)
         if self._keys is None or subject is None:
             return encode(event)
-        key = self._keys.key(int(subject), create=True)
+        return self._encode_sealed(event, self._keys.key(subject, create=True))
+
+    def encode_many(self, events: Sequence[Event]) -> list[bytes]:
+        """`encode` each, with every subject's key fetched (or made) at once."""
+        subjects = {s for s in map(_subject, events) if s is not None}
+        if self._keys is None or not subjects:
+            return [encode(e) for e in events]
+        keys = self._keys.many(subjects, create=True)
+        out = []
+        for event in events:
+            subject = _subject(event)
+            out.append(encode(event) if subject is None else self._encode_sealed(event, keys[subject]))
+        return out
+
+    def _encode_sealed(self, event: Event, key: bytes | None) -> bytes:
+        personal = type(event).PERSONAL
         raw = event.model_dump(mode="json")
         for field, erased in personal.items():
             value = raw.get(field)
@@ -131,6 +146,13 @@ class EventCodec:
             return self._cipher(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
         except (InvalidTag, ValueError) as exc:
             raise SealedDataError(f"a sealed value does not open with its subject's key ({exc!r})") from exc
+
+
+def _subject(event: Event) -> int | None:
+    """Whose personal data the event holds, if it holds any."""
+    cls = type(event)
+    subject = getattr(event, cls.SUBJECT, None) if cls.PERSONAL else None
+    return None if subject is None else int(subject)
 
 
 def _aad(raw: dict[str, Any], field: str) -> bytes:

@@ -11,11 +11,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Protocol
 
 KEY_BYTES = 32  # AES-256
+_IN_CHUNK = 500  # bound parameters per query, well under SQLite's limit
 
 
 def new_key() -> bytes:
@@ -26,6 +27,10 @@ class SubjectKeys(Protocol):
     def key(self, subject: int, *, create: bool) -> bytes | None:
         """The subject's key; with `create`, made on first use. None once erased (or
         absent and not created)."""
+        ...
+
+    def many(self, subjects: Collection[int], *, create: bool) -> dict[int, bytes | None]:
+        """`key` for each subject, in as few round trips as the store allows (a batch of events)."""
         ...
 
     def erase(self, subject: int) -> None:
@@ -45,6 +50,9 @@ class MemorySubjectKeys:
                     return None
                 self._keys[subject] = new_key()
             return self._keys[subject]
+
+    def many(self, subjects: Collection[int], *, create: bool) -> dict[int, bytes | None]:
+        return {s: self.key(s, create=create) for s in subjects}
 
     def erase(self, subject: int) -> None:
         with self._lock:
@@ -78,6 +86,37 @@ class SqliteSubjectKeys:
                 self._conn.execute("INSERT INTO subject_keys (subject, key) VALUES (?, ?)", (subject, new_key()))
                 row = self._conn.execute("SELECT key FROM subject_keys WHERE subject = ?", (subject,)).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
+
+    def many(self, subjects: Collection[int], *, create: bool) -> dict[int, bytes | None]:
+        # One transaction for all the new keys: each commit of this journal is an fsync.
+        wanted = list(dict.fromkeys(subjects))
+        with self._lock:
+            found = self._select(wanted)
+            missing = [s for s in wanted if s not in found]
+            if missing and create:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(
+                        "INSERT OR IGNORE INTO subject_keys (subject, key) VALUES (?, ?)",
+                        [(s, new_key()) for s in missing],
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                found.update(self._select(missing))
+        return {s: found.get(s) for s in wanted}
+
+    def _select(self, subjects: list[int]) -> dict[int, bytes | None]:
+        found: dict[int, bytes | None] = {}
+        for i in range(0, len(subjects), _IN_CHUNK):
+            chunk = subjects[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for subject, key in self._conn.execute(
+                f"SELECT subject, key FROM subject_keys WHERE subject IN ({marks})", chunk
+            ):
+                found[subject] = None if key is None else bytes(key)
+        return found
 
     def erase(self, subject: int) -> None:
         with self._lock:
@@ -117,10 +156,35 @@ class CachedSubjectKeys:
         if found is None:
             self._keys.pop(subject, None)
             return None
+        self._remember(subject, found, now)
+        return found
+
+    def many(self, subjects: Collection[int], *, create: bool) -> dict[int, bytes | None]:
+        now = self._clock()
+        out: dict[int, bytes | None] = {}
+        unknown: list[int] = []
+        for s in subjects:
+            if s in self._erased:
+                out[s] = None
+                continue
+            cached = self._keys.get(s)
+            if cached is not None and cached[0] > now:
+                out[s] = cached[1]
+            else:
+                unknown.append(s)
+        if unknown:
+            for s, found in self._inner.many(unknown, create=create).items():
+                out[s] = found
+                if found is None:
+                    self._keys.pop(s, None)
+                else:
+                    self._remember(s, found, now)
+        return out
+
+    def _remember(self, subject: int, key: bytes, now: float) -> None:
         if len(self._keys) >= self._max:
             self._keys.clear()  # cheaper than LRU bookkeeping on every read; refills at once
-        self._keys[subject] = (now + self._ttl, found)
-        return found
+        self._keys[subject] = (now + self._ttl, key)
 
     def erase(self, subject: int) -> None:
         self._inner.erase(subject)

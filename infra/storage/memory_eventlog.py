@@ -40,7 +40,7 @@ class MemoryEventLog:
             if any(e.event_id in self._ids for e in events):
                 raise ValueError("duplicate event id")
             self._reservations = reservations
-            self._events.extend(self.codec.encode(e) for e in events)
+            self._events.extend(self.codec.encode_many(events))
             self._ids.update(e.event_id for e in events)
             position = len(self._events)
             if result is not None:

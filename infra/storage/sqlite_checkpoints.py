@@ -40,6 +40,12 @@ class WatchedConnection(sqlite3.Connection):
 
 class _Checkpointer:
     def __init__(self) -> None:
+        self._forget()
+        # A forked child has no checkpoint thread, and may have copied the lock while the
+        # parent's thread held it: it starts afresh (its first `watch` starts its own thread).
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
         self._lock = threading.Lock()
         self._watched: list[tuple[weakref.ref[WatchedConnection], str]] = []
         self._wake = threading.Event()
@@ -72,7 +78,8 @@ class _Checkpointer:
                         conn = own[path] = sqlite3.connect(path, isolation_level=None)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # the connection's own backstop still checkpoints
-                    log.warning("background checkpoint of %s failed: %s", path, exc)
+                    if os.path.exists(path):  # (else its last connection closed and the file went with it)
+                        log.warning("background checkpoint of %s failed: %s", path, exc)
                     bad = own.pop(path, None)
                     if bad is not None:
                         bad.close()

@@ -43,11 +43,18 @@ CREATE TABLE IF NOT EXISTS command_results (
 """
 
 
+# Page cache per connection, an upper bound (pages are allocated as they are read). SQLite's
+# default of 2 MB holds little of a feed table, so projecting re-read pages from the OS
+# all the time: 50K posts pushed into 10K users' feeds took 32 s to project, 26 s with this.
+CACHE_KIB = 256 * 1024
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, factory=WatchedConnection)
     journal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     if journal == "wal":  # a file (an in-memory database keeps its own journal, and has no file to share)
         checkpoint_in_background(conn, path)  # not in the commit of whichever request filled the WAL
     return conn
@@ -91,7 +98,10 @@ class SqliteEventLog:
                         raise ReservationTaken(r) from None
                 c.executemany(
                     "INSERT INTO events (event_id, stream, aggregate_id, type, version, data) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(e.event_id, e.STREAM, e.aggregate_id, e.type, e.version, self._codec.encode(e)) for e in events],
+                    [
+                        (e.event_id, e.STREAM, e.aggregate_id, e.type, e.version, data)
+                        for e, data in zip(events, self._codec.encode_many(events), strict=True)
+                    ],
                 )
                 position = int(c.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
                 if result is not None:

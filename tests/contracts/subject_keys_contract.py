@@ -61,3 +61,16 @@ class SubjectKeysContract:
         for t in threads:
             t.join()
         assert len(set(got)) == 1 and got[0] is not None
+
+    def test_many_answers_as_one_by_one(self, keys: Any) -> None:
+        kept, erased, new, never = subject(), subject(), subject(), subject()
+        key_kept = keys.key(kept, create=True)
+        keys.key(erased, create=True)
+        keys.erase(erased)
+        assert keys.many([kept, erased, never], create=False) == {kept: key_kept, erased: None, never: None}
+        assert keys.key(never, create=False) is None  # asking without `create` made nothing
+        made = keys.many([kept, erased, new, new], create=True)
+        assert set(made) == {kept, erased, new}
+        assert made[kept] == key_kept and made[erased] is None
+        assert isinstance(made[new], bytes) and made[new] != key_kept
+        assert keys.key(new, create=False) == made[new]

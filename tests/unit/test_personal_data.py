@@ -76,6 +76,20 @@ def test_sealed_events_round_trip_and_hide_their_personal_fields() -> None:
         assert b'"sealed"' in data
 
 
+def test_a_batch_is_sealed_as_each_event_alone_and_an_erased_subject_stays_unreadable() -> None:
+    keys = MemorySubjectKeys()
+    codec = EventCodec(keys)
+    like = Liked(**env(9, 30), post_id=30, user_id=ALICE, post_author_id=9)
+    late = SAMPLES[5].model_copy(update={"owner_id": ALICE + 1})  # an outcome after its owner's erasure
+    codec.erase(ALICE + 1)
+    batch = [*SAMPLES[:5], like, late]
+    stored = codec.encode_many(batch)
+    assert [codec.decode(d) for d in stored[:6]] == batch[:6]
+    assert stored[5] == codec.encode(like)  # plain, as alone
+    assert b"ef01" not in stored[6] and b"SECRET" not in stored[6]
+    assert not [s for d in stored for s in SECRETS if s in d]
+
+
 def test_events_without_personal_fields_stay_plain_json() -> None:
     codec = EventCodec(MemorySubjectKeys())
     like = Liked(**env(9, 30), post_id=30, user_id=ALICE, post_author_id=9)
