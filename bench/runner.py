@@ -247,7 +247,11 @@ class Run:
             log(
                 f"  projecting the graph ({state.counts['events'] - state.counts['posts']} events) once for every strategy"
             )
-            out["graph_build"] = build_embedded.build_graph(base_dir, graph_events(state))
+            # In a child, so that no connection of this process (nor its checkpoint thread) is
+            # left to change the files while strategies copy them.
+            out["graph_build"] = in_children(
+                {"graph": partial(build_embedded.build_graph, base_dir, graph_events(state))}, 1
+            )["graph"]
         builds: dict[str, dict[str, Any]] = {}
         if base_dir is not None and p.parallel_builds > 1:
             log(f"  building {len(p.strategies)} strategies, {p.parallel_builds} at a time")
