@@ -66,25 +66,29 @@ class FeedWrites:
 def build_graph(data_dir: Path, events: Iterable[Event]) -> dict[str, Any]:
     """Everything before the posts, projected once; each strategy starts from a copy.
 
-    No post exists yet, so no feed setting can change what this projects.
+    No post exists yet, so no feed setting can change what this projects. The read models
+    are opened first, on an empty log, so that the projector takes the events as they come
+    (as live), rather than the start-up rebuild of a read model that has never seen a log,
+    which projects in memory: at a million users, more memory than this machine has.
     """
     from infra.bootstrap import build_embedded
-    from infra.personal_data.wiring import embedded_codec
     from infra.settings import Settings
-    from infra.storage.sqlite_eventlog import SqliteEventLog
 
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    started = time.monotonic()
-    log = SqliteEventLog(data_dir / "events.db", embedded_codec(data_dir))
-    count = 0
-    for batch in batched(events, 5000):
-        log.append(batch)
-        count += len(batch)
-    log.close()
-    appended = time.monotonic()
-    build_embedded(Settings(data_dir=data_dir)).close()  # start-up projects the log
-    done = time.monotonic()
+    container = build_embedded(Settings(data_dir=data_dir))
+    try:
+        started = time.monotonic()
+        count = 0
+        for batch in batched(events, 5000):
+            container.log.append(batch)
+            count += len(batch)
+        appended = time.monotonic()
+        assert container.projector is not None
+        container.projector.catch_up()
+        done = time.monotonic()
+    finally:
+        container.close()
     return {
         "method": "events appended to a fresh SQLite log; read models by the embedded projector (catch_up)",
         "events": count,

@@ -282,6 +282,8 @@ def _backfill(event: Followed, read: ReadModel, policy: FeedPolicy) -> list[Op]:
         return []  # (a follow applied after either's deletion: the graph ignores it too)
     privacy = Privacy(read)
     recent = read.scan(FEED_AUTHOR_POSTS.name, {"author_id": followee}, desc=True, limit=policy.backfill + 1)
+    if not recent:
+        return []  # nothing to copy, and no horizon to raise (most follows, when a graph is built)
     # The followee's posts older than the backfill are not copied: the horizon rises over
     # them so that readers merge them from the timeline instead.
     cut = int(recent[policy.backfill]["post_id"]) if len(recent) > policy.backfill else 0
