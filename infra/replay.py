@@ -506,19 +506,28 @@ def catch_up_new_projections(
     store: SqliteReadModel,
     projections: Sequence[Projection],
     progress: ProgressFn | None = None,
+    memory_max_events: int | None = None,
 ) -> ReplayReport | None:
     """Rebuild, from offset zero and the blue/green way, every projection the read models
     have never applied (a projection added since) or applied with another version (its
     output for the same log changed). Called when a process opens the read models, before
-    its projector runs, so that projector then finds every projection at one position."""
+    its projector runs, so that projector then finds every projection at one position.
+
+    The rebuild projects in memory (fast, but the whole read model is held: ~2 KB per
+    event of a social graph), or straight into SQLite once the log holds more than
+    `memory_max_events` (None: no limit)."""
     stored = generations.stored_versions(store.conn)
     stale = [p.name for p in projections if p.name not in stored or stored[p.name][0] != p.version]
-    if not stale or log.head() == 0:
+    head = log.head()
+    if not stale or head == 0:
         return None
+    engine: Engine = "memory" if memory_max_events is None or head <= memory_max_events else "sqlite"
     # Rebuilt to the head; the projector then brings the others there (it tracks each
     # projection's position and skips what one already has).
     report: ReplayReport = run(
-        blue_green(log, store, plan(projections, stale), settle=log.head, grace_seconds=0.0, progress=progress)
+        blue_green(
+            log, store, plan(projections, stale), settle=log.head, grace_seconds=0.0, progress=progress, engine=engine
+        )
     )
     return report
 

@@ -105,7 +105,9 @@ def open_read_models(settings: Settings, log_: ReadableEventLog, store: SqliteRe
         store.create_schema()
         line = ProgressLine() if sys.stderr.isatty() else None  # `glimpse serve` starting on a terminal
         try:
-            report = catch_up_new_projections(log_, store, projections, progress=line)
+            report = catch_up_new_projections(
+                log_, store, projections, progress=line, memory_max_events=settings.replay_memory_max_events
+            )
         finally:
             if line is not None:
                 line.close()

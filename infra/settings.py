@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="how long a process keeps a person's data key in memory; an erasure made by another "
         "process reaches this one within that time",
     )
+    replay_memory_max_events: int = Field(
+        2_000_000,
+        ge=0,
+        description="embedded start-up rebuilds project in memory (~2 KB of RAM per event of a social graph) "
+        "while the log holds at most this many events, and straight into SQLite beyond",
+    )
     worker_batch_size: int = Field(500, ge=1, description="events per projection batch (stream.take)")
     worker_batch_seconds: float = Field(0.05, gt=0, description="longest wait to fill a batch")
     worker_group: str = Field("glimpse-projections", description="Kafka consumer group / Faust app id")

@@ -166,5 +166,27 @@ def scan_each(read: ReadModel, scans: Sequence[Scan]) -> list[list[Row]]:
     return [read.scan(s.table, s.prefix, before=s.before, after=s.after, desc=s.desc, limit=s.limit) for s in scans]
 
 
+@dataclass(frozen=True)
+class Gets:
+    """One `ReadModel.get_many` as a value, for `get_each`."""
+
+    table: str
+    keys: Sequence[Key]
+
+
+def get_each(read: ReadModel, gets: Sequence[Gets]) -> list[list[Row]]:
+    """Each `get_many`'s rows, in order.
+
+    As with `scan_each`: a read model over a remote store may offer `get_many_each(gets)`,
+    which reads every table's keys in one round trip (a page's posts, authors, blocks,
+    counts and media together); any other answers them one by one.
+    """
+    many = getattr(read, "get_many_each", None)
+    if many is not None:
+        rows: list[list[Row]] = many(gets)
+        return rows
+    return [read.get_many(g.table, g.keys) for g in gets]
+
+
 class ReadModelWriter(ReadModel, Protocol):
     def apply(self, ops: Sequence[Op]) -> None: ...

@@ -24,7 +24,7 @@ from projections.posts import POSTS
 from projections.posts.views import post_view
 from projections.privacy import Privacy
 from projections.profile import ACCOUNTS
-from projections.store import ReadModel, Row
+from projections.store import Gets, ReadModel, Row
 from query_api.request_reads import RequestReads
 
 
@@ -85,54 +85,65 @@ def load_visible_post(read: ReadModel, privacy: Privacy, post_id: int, viewer: i
     return post if visible(privacy, post, viewer) else None
 
 
-# Batched reads ahead of the per-post checks. They read what Privacy and post_engagement
-# will ask for (same tables, same keys), so that those find it in the request's
-# RequestReads; over any other read model they do nothing. If those functions come to
-# read something else, the prefetch only stops helping: answers come from them.
+# Batched reads ahead of the per-post checks. They read what Privacy, post_engagement and
+# the media lookup will ask for (same tables, same keys), so that those find it in the
+# request's RequestReads; over any other read model they do nothing. If those functions
+# come to read something else, the prefetch only stops helping: answers come from them.
+# Everything a page needs once its POSTS rows are known goes out as one batch (one round
+# trip to a remote store), so a page costs two: the posts, then the rest.
 
 
-def prefetch_authors(read: ReadModel, viewer: int | None, authors: Sequence[int], follows: bool) -> None:
+def _author_gets(viewer: int | None, authors: Sequence[int], follows: bool) -> list[Gets]:
     """What Privacy.can_see_post reads about these authors for this viewer."""
-    if not isinstance(read, RequestReads) or not authors:
-        return
     authors = list(dict.fromkeys(authors))
-    read.prefetch(ACCOUNTS.name, [{"user_id": a} for a in authors])
+    gets = [Gets(ACCOUNTS.name, [{"user_id": a} for a in authors])]
     others = [a for a in authors if viewer is not None and a != viewer]
     if viewer is not None and others:
-        read.prefetch(  # both directions in one read
-            BLOCKS.name,
-            [{"blocker_id": viewer, "blocked_id": a} for a in others]
-            + [{"blocker_id": a, "blocked_id": viewer} for a in others],
+        gets.append(
+            Gets(  # both directions in one read
+                BLOCKS.name,
+                [{"blocker_id": viewer, "blocked_id": a} for a in others]
+                + [{"blocker_id": a, "blocked_id": viewer} for a in others],
+            )
         )
         if follows:
-            read.prefetch(FOLLOWING.name, [{"follower_id": viewer, "followee_id": a} for a in others])
+            gets.append(Gets(FOLLOWING.name, [{"follower_id": viewer, "followee_id": a} for a in others]))
+    return gets
+
+
+def _shown_gets(viewer: int | None, posts: Sequence[Row]) -> list[Gets]:
+    """What post_views reads for each post it may show: its engagement and its media."""
+    post_ids = [{"post_id": int(p["post_id"])} for p in posts]
+    gets = [Gets(ENGAGEMENT_COUNTS.name, post_ids)]
+    if viewer is not None:
+        mine = [{"post_id": int(p["post_id"]), "user_id": viewer} for p in posts]
+        gets += [Gets(LIKES.name, mine), Gets(BOOKMARKS.name, mine)]
+    media_ids = dict.fromkeys(m for p in posts for m in p["media_ids"])
+    return [*gets, Gets(MEDIA.name, [{"media_id": m} for m in media_ids])]
+
+
+def prefetch_rows(read: ReadModel, viewer: int | None, posts: Sequence[Row], follows: bool = False) -> None:
+    """In one batch, everything the visibility checks and the views of these POSTS rows read."""
+    if isinstance(read, RequestReads) and posts:
+        read.prefetch_each(
+            _author_gets(viewer, [int(p["author_id"]) for p in posts], follows) + _shown_gets(viewer, posts)
+        )
 
 
 def prefetch_posts(read: ReadModel, viewer: int | None, post_ids: Sequence[int], follows: bool = False) -> None:
-    """The POSTS rows of `post_ids`, and what the visibility check of each will read."""
-    if not isinstance(read, RequestReads) or not post_ids:
-        return
-    posts = read.get_many(POSTS.name, [{"post_id": p} for p in post_ids])
-    prefetch_authors(read, viewer, [int(p["author_id"]) for p in posts], follows)
-
-
-def _prefetch_engagement(read: ReadModel, viewer: int | None, post_ids: Sequence[int]) -> None:
-    if not isinstance(read, RequestReads) or not post_ids:
-        return
-    read.prefetch(ENGAGEMENT_COUNTS.name, [{"post_id": p} for p in post_ids])
-    if viewer is not None:
-        read.prefetch(LIKES.name, [{"post_id": p, "user_id": viewer} for p in post_ids])
-        read.prefetch(BOOKMARKS.name, [{"post_id": p, "user_id": viewer} for p in post_ids])
+    """The POSTS rows of `post_ids`, then (one more batch) what the checks and views of each read."""
+    if isinstance(read, RequestReads) and post_ids:
+        prefetch_rows(read, viewer, read.get_many(POSTS.name, [{"post_id": p} for p in post_ids]), follows)
 
 
 def post_views(read: ReadModel, privacy: Privacy, rows: Sequence[Row], viewer: int | None) -> list[dict[str, Any]]:
     """Responses for POSTS `rows`, in their order, leaving out any the viewer may not see.
 
-    Pass a `RequestReads` (and a Privacy over it) and the page costs a few batched reads.
+    Pass a `RequestReads` (and a Privacy over it) and the page costs one batched read
+    (none if `prefetch_posts` read the page's posts already).
     """
-    prefetch_authors(read, viewer, [int(r["author_id"]) for r in rows if r is not None], follows=False)
+    prefetch_rows(read, viewer, [r for r in rows if r is not None])
     shown = [r for r in rows if visible(privacy, r, viewer)]
-    _prefetch_engagement(read, viewer, [int(r["post_id"]) for r in shown])
     media_ids = list(dict.fromkeys(m for r in shown for m in r["media_ids"]))
     media = {int(m["media_id"]): m for m in read.get_many(MEDIA.name, [{"media_id": m} for m in media_ids])}
     engagement = post_engagement(read, [int(r["post_id"]) for r in shown], viewer)

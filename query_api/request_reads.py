@@ -25,9 +25,10 @@ from functools import cache
 from operator import itemgetter
 from typing import Any, cast
 
-from projections.store import Key, ReadModel, Row, Scan, scan_each
+from projections.store import Gets, Key, ReadModel, Row, Scan, get_each, scan_each
 
 _EXACT = {int: int, str: str}  # declared column type -> the Python type a key value must have
+Slot = tuple[str, tuple[tuple[str, Any], ...]]  # a table and a key's items, in the key's order
 
 
 @cache
@@ -55,7 +56,7 @@ def _key_spec(table: str) -> tuple[frozenset[str], Callable[[Key], tuple[Any, ..
 class RequestReads:
     def __init__(self, inner: ReadModel) -> None:
         self.inner = inner
-        self._rows: dict[tuple[str, tuple[tuple[str, Any], ...]], Row | None] = {}
+        self._rows: dict[Slot, Row | None] = {}
 
     @staticmethod
     def of(read: ReadModel) -> RequestReads:
@@ -70,41 +71,70 @@ class RequestReads:
             return row
 
     def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
-        known = self._rows
         slots = [(table, tuple(k.items())) for k in keys]
-        missing = [(s, k) for s, k in zip(slots, keys, strict=True) if s not in known]
-        if missing:
-            spec = _key_spec(table)
-            exact: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[Any, ...]] = {}
-            if spec is not None:
-                names, values_of, kinds = spec
-                for slot, key in missing:
-                    if key.keys() == names:
-                        values = values_of(key)
-                        # Every value of its column's declared type, so that a row found for the key
-                        # carries the same values (the backend cannot have converted them): batchable.
-                        if tuple(map(type, values)) == kinds:
-                            exact[slot] = values
-            if exact:
-                by_key = getattr(self.inner, "rows_by_key", None)
-                if by_key is not None:
-                    found: dict[tuple[Any, ...], Row] = by_key(table, list(exact.values()))
-                else:
-                    assert spec is not None  # `exact` is empty without it
-                    values_of = spec[1]
-                    wanted = [k for s, k in missing if s in exact]
-                    found = {values_of(r): r for r in self.inner.get_many(table, wanted)}
-                for slot, values in exact.items():
-                    known[slot] = found.get(values)  # absent: None
-            for slot, key in missing:
-                if slot not in known:
-                    known[slot] = self.inner.get(table, key)  # not batchable: as `get` would
-        return [row for row in (known[s] for s in slots) if row is not None]
+        self.prefetch_each([Gets(table, keys)])
+        return [row for row in (self._rows[s] for s in slots) if row is not None]
+
+    def get_many_each(self, gets: Sequence[Gets]) -> list[list[Row]]:
+        self.prefetch_each(gets)
+        return [[r for r in (self._rows[(g.table, tuple(k.items()))] for k in g.keys) if r is not None] for g in gets]
 
     def prefetch(self, table: str, keys: Sequence[Key]) -> None:
         """Read these rows now, in one batch, for the gets that follow."""
         if keys:
-            self.get_many(table, keys)
+            self.prefetch_each([Gets(table, keys)])
+
+    def prefetch_each(self, gets: Sequence[Gets]) -> None:
+        """Read the rows of every table's keys now, in one batch where the inner read model
+        allows (`get_each`), for the gets that follow."""
+        known = self._rows
+        asks: list[tuple[str, dict[Slot, tuple[Any, ...]], list[tuple[Slot, Key]]]] = []
+        for g in gets:
+            exact, missing = self._unknown(g.table, g.keys)
+            if exact:
+                asks.append((g.table, exact, missing))
+            for slot, key in missing:
+                if slot not in exact:
+                    known[slot] = self.inner.get(g.table, key)  # not batchable: as `get` would
+        if not asks:
+            return
+        by_key = getattr(self.inner, "rows_by_key", None)
+        found_each: list[dict[tuple[Any, ...], Row]]
+        if by_key is not None:
+            found_each = [by_key(table, list(exact.values())) for table, exact, _ in asks]
+        else:
+            rows_each = get_each(
+                self.inner, [Gets(table, [k for s, k in missing if s in exact]) for table, exact, missing in asks]
+            )
+            found_each = []
+            for (table, _, _), rows in zip(asks, rows_each, strict=True):
+                spec = _key_spec(table)
+                assert spec is not None  # an exact key needs it
+                found_each.append({spec[1](r): r for r in rows})
+        for (_, exact, _), found in zip(asks, found_each, strict=True):
+            for slot, values in exact.items():
+                known[slot] = found.get(values)  # absent: None
+
+    def _unknown(self, table: str, keys: Sequence[Key]) -> tuple[dict[Slot, tuple[Any, ...]], list[tuple[Slot, Key]]]:
+        """The keys not read yet, and of those, the ones a batch can answer: slot -> key values."""
+        known = self._rows
+        missing: dict[Slot, Key] = {}
+        for key in keys:
+            slot = (table, tuple(key.items()))
+            if slot not in known:
+                missing[slot] = key
+        exact: dict[Slot, tuple[Any, ...]] = {}
+        spec = _key_spec(table) if missing else None
+        if spec is not None:
+            names, values_of, kinds = spec
+            for slot, key in missing.items():
+                if key.keys() == names:
+                    values = values_of(key)
+                    # Every value of its column's declared type, so that a row found for the key
+                    # carries the same values (the backend cannot have converted them): batchable.
+                    if tuple(map(type, values)) == kinds:
+                        exact[slot] = values
+        return exact, list(missing.items())
 
     def scan(
         self,

@@ -76,6 +76,7 @@ Reads
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections import deque
@@ -95,6 +96,7 @@ from infra.worker.changes import Recount as BatchRecount
 from projections.store import (
     CounterRef,
     Delete,
+    Gets,
     Increment,
     Key,
     Op,
@@ -352,18 +354,28 @@ class CassandraReadModel:
     def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
         """The rows of these full keys that exist, in the keys' order: a few IN queries
         (see `_get_jobs`), not one request per key."""
-        t = self._table(table)
-        for k in keys:
-            self._check_full_key(t, k)
-        found = self.read_bulk([("get", t.name, tuple(k[c] for c in t.key)) for k in keys])
-        rows: list[Row] = []
+        return self.get_many_each([Gets(table, keys)])[0]
+
+    def get_many_each(self, gets: Sequence[Gets]) -> list[list[Row]]:
+        """`get_many` of every table at once: all their IN queries go out together."""
+        requests: list[ReadRequest] = []
+        for g in gets:
+            t = self._table(g.table)
+            for k in g.keys:
+                self._check_full_key(t, k)
+            requests += [("get", t.name, tuple(k[c] for c in t.key)) for k in g.keys]
+        found = iter(self.read_bulk(requests))
         given: set[int] = set()
-        for row in found:
-            if row is not None:
-                # A key asked twice shares one decoded row: each caller gets its own dict.
-                rows.append(row if id(row) not in given else dict(row))
-                given.add(id(row))
-        return rows
+        out: list[list[Row]] = []
+        for g in gets:
+            rows: list[Row] = []
+            for row in itertools.islice(found, len(g.keys)):
+                if row is not None:
+                    # A key asked twice shares one decoded row: each caller gets its own dict.
+                    rows.append(row if id(row) not in given else dict(row))
+                    given.add(id(row))
+            out.append(rows)
+        return out
 
     def scan(
         self,

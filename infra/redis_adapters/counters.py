@@ -34,6 +34,7 @@ from projections.graph import GRAPH_COUNTS
 from projections.posts import USER_POST_COUNTS
 from projections.store import (
     Delete,
+    Gets,
     Increment,
     Key,
     Op,
@@ -45,6 +46,7 @@ from projections.store import (
     SetAdd,
     SetRemove,
     Table,
+    get_each,
     scan_each,
 )
 
@@ -112,6 +114,17 @@ class CachedCountersReadModel:
         if table not in self.keys.tables or any(self.keys.row(table, k) is None for k in keys):
             return self.inner.get_many(table, keys)
         return [row for row in self._read_through(table, keys) if row is not None]
+
+    def get_many_each(self, gets: Sequence[Gets]) -> list[list[Row]]:
+        """Counter rows through the cache (as `get_many`), every other table's together."""
+        out: list[list[Row]] = [[] for _ in gets]
+        rest = [i for i, g in enumerate(gets) if g.table not in self.keys.tables]
+        for i, g in enumerate(gets):
+            if g.table in self.keys.tables:
+                out[i] = self.get_many(g.table, g.keys)
+        for i, rows in zip(rest, get_each(self.inner, [gets[i] for i in rest]), strict=True):
+            out[i] = rows
+        return out
 
     def _read_through(self, table: str, keys: Sequence[Key]) -> list[Row | None]:
         """Each key's row (None: absent), in order: one round trip asks Redis for all of them

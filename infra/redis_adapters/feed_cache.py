@@ -53,7 +53,7 @@ from infra.redis_adapters import Breaker
 from infra.redis_adapters.scripts import LuaScript, run_pipeline
 from projections.feed import FEED
 from projections.feed import PROJECTION as FEED_PROJECTION
-from projections.store import Delete, Key, Op, Put, ReadModel, Row, Scan, SetAdd, scan_each
+from projections.store import Delete, Gets, Key, Op, Put, ReadModel, Row, Scan, SetAdd, get_each, scan_each
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,9 @@ class CachedFeedReadModel:
 
     def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
         return self.inner.get_many(table, keys)
+
+    def get_many_each(self, gets: Sequence[Gets]) -> list[list[Row]]:
+        return get_each(self.inner, gets)
 
     def count(self, table: str, prefix: Key) -> int:
         return self.inner.count(table, prefix)

@@ -25,7 +25,7 @@ from events.union import Event
 from infra.redis_adapters.counters import CachedCountersReadModel, CounterInvalidator
 from infra.redis_adapters.feed_cache import CachedFeedReadModel, FeedCacheMirror
 from infra.settings import Settings
-from projections.store import Key, Op, ReadModel, Row, Scan, scan_each
+from projections.store import Gets, Key, Op, ReadModel, Row, Scan, get_each, scan_each
 
 
 def cache_prefix(base: str, epoch: int) -> str:
@@ -63,6 +63,9 @@ class GenerationCaches:
 
     def get_many(self, table: str, keys: Sequence[Key]) -> list[Row]:
         return self._read.get_many(table, keys)
+
+    def get_many_each(self, gets: Sequence[Gets]) -> list[list[Row]]:
+        return get_each(self._read, gets)
 
     def scan(
         self,

@@ -6,7 +6,20 @@ from typing import Any
 
 import pytest
 
-from projections.store import CounterRef, Delete, Increment, Patch, Put, Scan, SetAdd, SetRemove, Table, scan_each
+from projections.store import (
+    CounterRef,
+    Delete,
+    Gets,
+    Increment,
+    Patch,
+    Put,
+    Scan,
+    SetAdd,
+    SetRemove,
+    Table,
+    get_each,
+    scan_each,
+)
 
 FEED = Table("t_feed", partition=("user_id",), clustering=("post_id",), values=("author_id",))
 DOCS = Table(
@@ -115,6 +128,22 @@ class ReadModelContract:
         alone = [rm.scan(s.table, s.prefix, before=s.before, after=s.after, desc=s.desc, limit=s.limit) for s in scans]
         assert scan_each(rm, scans) == alone
         assert [r["post_id"] for r in alone[2]] == [6, 5, 4, 3]
+
+    def test_gets_asked_together_answer_as_each_alone(self, rm: Any) -> None:
+        rm.apply([Put("t_docs", {"doc_id": i, "title": str(i)}) for i in (1, 2, 3)])
+        rm.apply([Put("t_pairs", {"a": 1, "b": b, "c": c, "v": b * 10 + c}) for b in (2, 1) for c in (2, 1)])
+        gets = [
+            Gets("t_docs", [{"doc_id": 3}, {"doc_id": 7}, {"doc_id": 1}, {"doc_id": 3}]),  # missing, twice
+            Gets("t_pairs", [{"a": 1, "b": 2, "c": 1}, {"a": 2, "b": 1, "c": 1}, {"a": 1, "b": 1, "c": 2}]),
+            Gets("t_docs", []),
+            Gets("t_docs", [{"doc_id": 2}]),
+        ]
+        alone = [rm.get_many(g.table, g.keys) for g in gets]
+        together = get_each(rm, gets)
+        assert together == alone
+        assert [r["doc_id"] for r in together[0]] == [3, 1, 3] and [r["v"] for r in together[1]] == [21, 12]
+        together[0][0]["title"] = "changed"  # each row its own dict, even for a key asked twice
+        assert together[0][2]["title"] == "3"
 
     def test_get_many_keeps_order_and_skips_missing(self, rm: Any) -> None:
         rm.apply([Put("t_docs", {"doc_id": i, "title": str(i)}) for i in (1, 2, 3)])

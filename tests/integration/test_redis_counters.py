@@ -22,7 +22,7 @@ from infra.redis_adapters.wiring import Listener
 from projections.engagement.tables import ENGAGEMENT_COUNTS, LIKES
 from projections.graph import GRAPH_COUNTS
 from projections.posts import USER_POST_COUNTS
-from projections.store import Increment, Key, Row
+from projections.store import Gets, Increment, Key, Row, get_each
 from tests.integration.redis_env import delete_prefixed, prefix, redis_url  # noqa: F401 - fixtures
 from tests.unit.posts_world import World, envelope
 
@@ -114,6 +114,24 @@ def test_a_change_invalidates_before_anyone_reads_again(world: CountingWorld) ->
     assert world.cached.get(USER_POST_COUNTS.name, {"user_id": alice}) == {"user_id": alice, "posts": 1}
     world.post(alice)
     assert world.cached.get(USER_POST_COUNTS.name, {"user_id": alice}) == {"user_id": alice, "posts": 2}
+
+
+def test_counters_asked_with_other_tables_answer_as_each_alone(world: CountingWorld) -> None:
+    alice, bob = world.user("alice"), world.user("bob")
+    posts = [world.post(alice) for _ in range(3)]
+    world.like(bob, posts[0], alice)
+    world.like(bob, posts[2], alice)
+    counts = [{"post_id": p} for p in posts]
+    likes = [{"post_id": p, "user_id": bob} for p in posts]
+    gets = [Gets(ENGAGEMENT_COUNTS.name, counts), Gets(LIKES.name, likes), Gets(ENGAGEMENT_COUNTS.name, counts[:1])]
+    expected = [world.read.get_many(g.table, g.keys) for g in gets]
+    assert get_each(world.cached, gets) == expected  # counts read through Redis...
+    assert world.cached.stats["misses"] == 3
+    assert get_each(world.cached, gets) == expected  # ...then served from it
+    assert world.cached.stats["hits"] == 1 + 3 + 1
+    world.unlike(bob, posts[0], alice)
+    world.like(alice, posts[1], alice)
+    assert get_each(world.cached, gets) == [world.read.get_many(g.table, g.keys) for g in gets] != expected
 
 
 def test_an_erased_account_forgets_its_counters(world: CountingWorld) -> None:

@@ -230,14 +230,17 @@ def test_a_projection_added_later_catches_up_from_offset_zero() -> None:
     assert catch_up_new_projections(history.log, store, projections) is None  # once is enough
 
 
-def test_a_projection_whose_version_changed_is_rebuilt_when_the_read_models_open() -> None:
+@pytest.mark.parametrize("memory_max_events", [None, 0])
+def test_a_projection_whose_version_changed_is_rebuilt_when_the_read_models_open(memory_max_events: int | None) -> None:
     history = History().run(EVERYDAY)
     bumped = tuple(
         Projection(p.name, p.version + 1, p.tables, p.project) if p.name == "notifications" else p for p in PROJECTIONS
     )
     before = projection_digests(history.live, PROJECTIONS)
-    report = catch_up_new_projections(history.log, history.live, bumped)
+    report = catch_up_new_projections(history.log, history.live, bumped, memory_max_events=memory_max_events)
     assert report is not None and report.projections == ("notifications",)
+    in_memory = memory_max_events is None  # else a log longer than the limit: projected straight into SQLite
+    assert ("load" in report.seconds) == in_memory and (report.rows > 0) == in_memory
     assert history.live.physical("notification_groups") == f"rm{report.build_id}_notification_groups"
     assert generations.stored_versions(history.live.conn)["notifications"][0] == bumped[-1].version
     assert projection_digests(history.live, PROJECTIONS) == before
