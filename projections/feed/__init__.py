@@ -147,8 +147,10 @@ def _drop(user_id: int, post_id: int, author_id: int) -> list[Op]:
     ]
 
 
-def _raise_horizon(read: ReadModel, user_id: int, horizon: int) -> list[Op]:
-    current = timelines.horizon_of(read, user_id)
+def _raise_horizon(read: ReadModel, user_id: int, horizon: int, current: int | None = None) -> list[Op]:
+    """`current`: the horizon as the caller read it, in the same projection step (else read here)."""
+    if current is None:
+        current = timelines.horizon_of(read, user_id)
     if horizon <= current:
         return []
     ops: list[Op] = [Put(FEED_HORIZON.name, {"user_id": user_id, "horizon": horizon})]
@@ -167,7 +169,8 @@ def insert_capped(
     post older than a full feed's oldest entry is not inserted; nor is one at or below
     the feed's horizon, where readers merge from the timelines anyway.
     """
-    floor = max(horizon, timelines.horizon_of(read, user_id))
+    current = timelines.horizon_of(read, user_id)
+    floor = max(horizon, current)
     wanted: dict[int, int] = {}
     for post_id, author_id in entries:
         if post_id > floor:
@@ -192,7 +195,7 @@ def insert_capped(
                     ops += _drop(user_id, post_id, author_id)
         for post_id, author_id in fresh.items():
             ops += _add(user_id, post_id, author_id)
-    return ops + _raise_horizon(read, user_id, floor)
+    return ops + _raise_horizon(read, user_id, floor, current)
 
 
 def _push(read: ReadModel, user_id: int, post_id: int, author_id: int, cap: int) -> list[Op]:
