@@ -8,7 +8,8 @@ read-model `Table`: replay neither writes nor compares it.
 Redis (scale): per bucket of users, a hash of last reads (user -> ms) and a hash of
 marks (user -> when they last missed a push). One pipelined round trip reads a whole
 fan-out chunk, a second marks the skipped. A bucket's two hashes share a hash tag (one
-Cluster slot). A mark is cleared only once `grace_ms` old (see FLUSH_GRACE_MS).
+Cluster slot). A mark is cleared only once `grace_ms` old (see FLUSH_GRACE_MS); a
+reader's first read marks them with time 0, which the first rebuild clears.
 
 Failure: activity only saves writes, so when Redis cannot answer the fan-out treats
 everyone as active (pushes to all, nothing is skipped, nothing needs a mark), and a
@@ -170,7 +171,11 @@ class RedisActivityStore:
         try:
             first_read, missed = run_pipeline(self._r, [], build)
             if first_read and not missed:
-                MARK.run(self._r, [self.missed_key(bucket)], [user])  # nobody knows what was skipped
+                # Nobody knows what was skipped, so mark. Dated 0, not now: the worker dates
+                # its own marks, so no flush can be pending behind this one, and the rebuild
+                # that follows clears it (a grace here made every read for a minute rebuild).
+                # HSETNX: a mark the worker set meanwhile keeps its date.
+                self._r.hsetnx(self.missed_key(bucket), user, 0)
         except redis.RedisError as exc:
             log.warning("feed activity unavailable, serving the feed as it is: %s", exc)
             return False

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from infra.feed_activity import RedisActivityStore
+from infra.feed_activity import RedisActivityStore, bucket_of
 from infra.feed_freshness import MemoryFreshness, RedisFreshness, render
 from infra.redis_adapters import sync_client
 from tests.contracts.feed_activity_contract import ActivityStoreContract
@@ -45,6 +45,25 @@ def test_young_marks_outlive_a_rebuild_for_the_grace_period(r: redis.Redis, pref
     assert store.record_read(1, 7_000) is True  # marked a moment ago: kept
     RedisActivityStore(r, prefix, grace_ms=0).clear_missed(1)
     assert store.record_read(1, 8_000) is False
+
+
+def test_a_first_reads_mark_goes_with_its_first_rebuild(r: redis.Redis, prefix: str) -> None:  # noqa: F811
+    """Nothing the worker holds back can concern a mark made by a first read: the grace
+    would only make the reader's next minute of reads rebuild again."""
+    store = RedisActivityStore(r, prefix, grace_ms=60_000)
+    assert store.record_read(1, 1_000) is True
+    store.clear_missed(1)
+    assert store.record_read(1, 2_000) is False
+
+
+def test_a_worker_mark_after_a_first_read_keeps_its_grace(r: redis.Redis, prefix: str) -> None:  # noqa: F811
+    store = RedisActivityStore(r, prefix, grace_ms=60_000)
+    r.hset(store.reads_key(bucket_of(1)), "1", 0)  # read long ago: the fan-out skips them
+    assert store.active_among([1], since_ms=5_000) == []
+    r.hdel(store.reads_key(bucket_of(1)), "1")  # then their reads are lost: the next one is a "first"
+    assert store.record_read(1, 6_000) is True
+    store.clear_missed(1)
+    assert store.record_read(1, 7_000) is True  # the worker's young mark is kept
 
 
 def test_without_redis_everyone_is_active_and_reads_serve_as_they_are() -> None:
