@@ -6,7 +6,7 @@ Two kinds, which replay treats differently (see `ACTIVITY_DEPENDENT`):
   that were not fanned out because their author was a celebrity when posting
   (`feed_pulled_posts`, `feed_pulled_authors`). Replaying the log gives them back
   exactly.
-- The per-user materialized feeds (`feed` and its two indexes, and `feed_horizon`).
+- The per-user materialized feeds (`feed`, its by-post index, and `feed_horizon`).
   In the hybrid strategy they depend on who was reading their feed at the time
   (operational state, not an event), and the read path writes them back when it
   rebuilds a stale feed, so they are a cache: replay may rebuild them differently,
@@ -20,8 +20,6 @@ from projections.store import Table
 FEED = Table("feed", partition=("user_id",), clustering=("post_id",), values=("author_id",))
 # Which feeds hold a post: PostDeleted removes it without scanning every feed.
 FEED_BY_POST = Table("feed_by_post", partition=("post_id",), clustering=("user_id",))
-# One feed's entries grouped by author: unfollow and block remove one author's posts.
-FEED_BY_AUTHOR = Table("feed_by_author", partition=("user_id",), clustering=("author_id", "post_id"))
 # Where a user's durable feed stops being complete: every post of their logical feed with
 # an id above the largest `horizon` row is in FEED; below it, pages are merged from the
 # followees' own posts. Rows only grow (a writer adds the new maximum and deletes the old
@@ -50,8 +48,8 @@ FEED_PULLED_POSTS = Table(
 FEED_PULLED_AUTHORS = Table("feed_pulled_authors", partition=("scope",), clustering=("author_id",))
 PULLED_SCOPE = 0
 
-TABLES = (FEED, FEED_BY_POST, FEED_BY_AUTHOR, FEED_HORIZON, FEED_AUTHOR_POSTS, FEED_PULLED_POSTS, FEED_PULLED_AUTHORS)
+TABLES = (FEED, FEED_BY_POST, FEED_HORIZON, FEED_AUTHOR_POSTS, FEED_PULLED_POSTS, FEED_PULLED_AUTHORS)
 
 # Tables whose rows depend on operational state (who was active, what the read path
 # rebuilt): compare them by the feeds they serve, not row by row.
-ACTIVITY_DEPENDENT = frozenset({FEED.name, FEED_BY_POST.name, FEED_BY_AUTHOR.name, FEED_HORIZON.name})
+ACTIVITY_DEPENDENT = frozenset({FEED.name, FEED_BY_POST.name, FEED_HORIZON.name})
