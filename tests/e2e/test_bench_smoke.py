@@ -125,3 +125,18 @@ def test_the_generator_is_open_loop() -> None:
     assert slow_op["latency_ms"]["max"] > 800
     assert slow_op["latency_ms"]["p50"] > 300  # the queue shows in the middle of the distribution too
     assert report["generator_lag_ms"]["p99"] < 100  # while the generator handed out every request on time
+
+
+def test_the_fanout_timer_measures_a_tiny_graph_and_keeps_its_state(tmp_path: Path) -> None:
+    from bench import fanout_time
+
+    out = tmp_path / "fanout.json"
+    args = ["--graph", "synthetic-150", "--strategy", "push", "--reps", "1", "--workdir", str(tmp_path / "w")]
+    assert fanout_time.main([*args, "--out", str(out)]) == 0
+    first = json.loads(out.read_text())
+    assert first["posts"] > 0 and first["deliveries"] > first["posts"]  # the author's own feed, then followers'
+    assert 0 < first["ratio"] < 1
+    assert fanout_time.main([*args, "--out", str(out)]) == 0  # the kept state: the same posts land the same way
+    assert json.loads(out.read_text())["deliveries"] == first["deliveries"]
+    with pytest.raises(SystemExit, match="holds the state"):
+        fanout_time.main([*args[:1], "synthetic-200", *args[2:]])

@@ -1,0 +1,164 @@
+"""How fast the embedded projector fans posts out, against raw SQLite inserts of the same rows.
+
+    python -m bench.fanout_time --graph synthetic-10k --strategy push --reps 3 --workdir /tmp/glimpse-fanout
+
+Builds the graph's state once (bench/state.py, the projector as live; kept in
+`--workdir/base` for later runs, with the plan's clock, so ids match), then for each
+repetition copies it, appends the posts and times the projector's `catch_up` over them
+(bench/build_embedded.py: deliveries are the feed projection's FEED puts). The raw
+baseline, in the same run: that many (user, post, author) rows inserted with one
+`executemany` per 1,000 into a fresh SQLite table with the read models' settings, the
+floor of one row per delivery. Prints the median of each and their ratio, and writes
+JSON (`--out`). To compare two versions of the code, run it from each checkout with
+its own `--workdir` (a state built by one feed version is rebuilt by another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import graphs
+from bench.build_embedded import FeedWrites, environment
+from bench.state import batched, graph_events, plan, post_events
+from infra.storage.sqlite_eventlog import CACHE_KIB
+
+
+def _state(workdir: Path, graph: str, mean_posts: float) -> tuple[Any, Path]:
+    from infra.bootstrap import build_embedded
+    from infra.settings import Settings
+
+    base, saved = workdir / "base", workdir / "plan.json"
+    kept = json.loads(saved.read_text()) if saved.exists() and base.exists() else None
+    if kept is not None and (kept["graph"], kept["mean_posts"]) != (graph, mean_posts):
+        raise SystemExit(f"{workdir} holds the state of {kept}: use another --workdir")
+    now_ms = kept["now_ms"] if kept is not None else time.time_ns() // 1_000_000
+    state = plan(graphs.by_name(graph), mean_posts=mean_posts, now_ms=now_ms)
+    if kept is None:
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        container = build_embedded(Settings(data_dir=base))
+        try:
+            for batch in batched(graph_events(state), 5000):
+                container.log.append(batch)
+            assert container.projector is not None
+            container.projector.catch_up()
+        finally:
+            container.close()
+        saved.write_text(json.dumps({"now_ms": now_ms, "graph": graph, "mean_posts": mean_posts}))
+    return state, base
+
+
+def _settled(data_dir: Path, seconds: float = 30.0) -> None:
+    """Wait until the data dir's WAL files are gone: the checkpoint thread closes its own
+    connections a moment after the container's, and the last close folds the WAL in."""
+    deadline = time.monotonic() + seconds
+    while any(data_dir.glob("*-wal")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{data_dir}: WAL files still there after {seconds} s")
+        time.sleep(0.05)
+
+
+def _project_posts(state: Any, base: Path, run_dir: Path, strategy: str) -> dict[str, float]:
+    from infra.bootstrap import build_embedded
+    from infra.settings import Settings
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    _settled(base)
+    shutil.copytree(base, run_dir)
+    with environment({"GLIMPSE_FEED_STRATEGY": strategy}):
+        container = build_embedded(Settings(data_dir=run_dir))
+    try:
+        posts = 0
+        for batch in batched(post_events(state), 5000):
+            container.log.append(batch)
+            posts += len(batch)
+        writes = FeedWrites()
+        assert container.projector is not None
+        container.projector.subscribe(writes)
+        started = time.perf_counter()
+        container.projector.catch_up()
+        seconds = time.perf_counter() - started
+    finally:
+        container.close()
+    return {"posts": posts, "seconds": seconds, "deliveries": writes.deliveries()}
+
+
+def _raw_inserts(run_dir: Path, rows: int) -> float:
+    """Seconds to insert `rows` feed-shaped rows, 1,000 per executemany, one transaction."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    conn = sqlite3.connect(run_dir / "raw.db", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute(
+            "CREATE TABLE feed (user_id INTEGER, post_id INTEGER, author_id INTEGER, "
+            "PRIMARY KEY (user_id, post_id)) WITHOUT ROWID"
+        )
+        users = 10_000
+        started = time.perf_counter()
+        conn.execute("BEGIN")
+        for start in range(0, rows, 1000):
+            conn.executemany(
+                "INSERT OR REPLACE INTO feed VALUES (?, ?, ?)",
+                [(i % users, i, i % 977) for i in range(start, min(rows, start + 1000))],
+            )
+        conn.execute("COMMIT")
+        return time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--graph", default="synthetic-10k")
+    parser.add_argument("--strategy", choices=["push", "hybrid", "pull"], default="push")
+    parser.add_argument("--mean-posts", type=float, default=5.0)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--workdir", default="/tmp/glimpse-fanout")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    workdir = Path(args.workdir)
+    state, base = _state(workdir, args.graph, args.mean_posts)
+    runs, raws = [], []
+    for _ in range(args.reps):
+        run = _project_posts(state, base, workdir / "run", args.strategy)
+        runs.append(run)
+        raws.append(_raw_inserts(workdir / "raw", int(run["deliveries"])))
+    seconds = statistics.median(r["seconds"] for r in runs)
+    raw = statistics.median(raws)
+    deliveries = runs[0]["deliveries"]
+    result = {
+        "graph": args.graph,
+        "strategy": args.strategy,
+        "posts": runs[0]["posts"],
+        "deliveries": deliveries,
+        "seconds_each": [round(r["seconds"], 2) for r in runs],
+        "raw_seconds_each": [round(s, 2) for s in raws],
+        "deliveries_per_second": round(deliveries / seconds, 1),
+        "raw_rows_per_second": round(deliveries / raw, 1),
+        "ratio": round(raw / seconds, 3),
+    }
+    print(f"| {args.graph}, {args.strategy} | median of {args.reps} |")
+    print("| --- | --- |")
+    print(f"| posts / deliveries | {result['posts']:,} / {deliveries:,} |")
+    print(f"| projecting the posts (s) | {seconds:.2f} |")
+    print(f"| fan-out deliveries/s | {result['deliveries_per_second']:,.0f} |")
+    print(f"| raw SQLite rows/s (one row per delivery) | {result['raw_rows_per_second']:,.0f} |")
+    print(f"| fan-out / raw | {result['ratio']:.3f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
