@@ -136,7 +136,7 @@ def _add(user_id: int, post_id: int, author_id: int) -> list[Op]:
     ]
 
 
-def _drop(user_id: int, post_id: int, author_id: int) -> list[Op]:
+def _drop(user_id: int, post_id: int) -> list[Op]:
     return [
         Delete(FEED.name, {"user_id": user_id, "post_id": post_id}),
         Delete(FEED_BY_POST.name, {"post_id": post_id, "user_id": user_id}),
@@ -179,16 +179,13 @@ def insert_capped(
         overflow = read.count(FEED.name, {"user_id": user_id}) + len(fresh) - cap
         if overflow > 0:
             oldest = read.scan(FEED.name, {"user_id": user_id}, limit=overflow)
-            candidates = sorted(
-                [(int(r["post_id"]), int(r["author_id"]), False) for r in oldest]
-                + [(pid, aid, True) for pid, aid in fresh.items()]
-            )
-            for post_id, author_id, incoming in candidates[:overflow]:
+            candidates = sorted([(int(r["post_id"]), False) for r in oldest] + [(pid, True) for pid in fresh])
+            for post_id, incoming in candidates[:overflow]:
                 floor = max(floor, post_id)
                 if incoming:
                     del fresh[post_id]
                 else:
-                    ops += _drop(user_id, post_id, author_id)
+                    ops += _drop(user_id, post_id)
         for post_id, author_id in fresh.items():
             ops += _add(user_id, post_id, author_id)
     return ops + _raise_horizon(read, user_id, floor, current)
@@ -205,7 +202,7 @@ def _push(read: ReadModel, user_id: int, post_id: int, author_id: int, cap: int)
         return ops
     trimmed = read.scan(FEED.name, {"user_id": user_id}, limit=overflow)
     for row in trimmed:
-        ops += _drop(user_id, int(row["post_id"]), int(row["author_id"]))
+        ops += _drop(user_id, int(row["post_id"]))
     return ops + _raise_horizon(read, user_id, int(trimmed[-1]["post_id"]))
 
 
@@ -215,14 +212,14 @@ def _remove_author(read: ReadModel, user_id: int, author_id: int) -> list[Op]:
     ops: list[Op] = []
     for row in read.scan(FEED.name, {"user_id": user_id}):
         if int(row["author_id"]) == author_id:
-            ops += _drop(user_id, int(row["post_id"]), author_id)
+            ops += _drop(user_id, int(row["post_id"]))
     return ops
 
 
 def _remove_post(read: ReadModel, post_id: int, author_id: int) -> list[Op]:
     ops: list[Op] = []
     for row in read.scan(FEED_BY_POST.name, {"post_id": post_id}):
-        ops += _drop(int(row["user_id"]), post_id, author_id)
+        ops += _drop(int(row["user_id"]), post_id)
     ops.append(Delete(FEED_AUTHOR_POSTS.name, {"author_id": author_id, "post_id": post_id}))
     if read.get(FEED_PULLED_POSTS.name, {"author_id": author_id, "post_id": post_id}) is not None:
         ops.append(Delete(FEED_PULLED_POSTS.name, {"author_id": author_id, "post_id": post_id}))
