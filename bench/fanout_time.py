@@ -25,15 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import graphs
-from bench.build_embedded import FeedWrites, environment
-from bench.state import batched, graph_events, plan, post_events
+from bench.build_embedded import build_graph, build_posts
+from bench.state import graph_events, plan, post_events
 from infra.storage.sqlite_eventlog import CACHE_KIB
 
 
 def _state(workdir: Path, graph: str, mean_posts: float) -> tuple[Any, Path]:
-    from infra.bootstrap import build_embedded
-    from infra.settings import Settings
-
     base, saved = workdir / "base", workdir / "plan.json"
     kept = json.loads(saved.read_text()) if saved.exists() and base.exists() else None
     if kept is not None and (kept["graph"], kept["mean_posts"]) != (graph, mean_posts):
@@ -41,16 +38,7 @@ def _state(workdir: Path, graph: str, mean_posts: float) -> tuple[Any, Path]:
     now_ms = kept["now_ms"] if kept is not None else time.time_ns() // 1_000_000
     state = plan(graphs.by_name(graph), mean_posts=mean_posts, now_ms=now_ms)
     if kept is None:
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
-        container = build_embedded(Settings(data_dir=base))
-        try:
-            for batch in batched(graph_events(state), 5000):
-                container.log.append(batch)
-            assert container.projector is not None
-            container.projector.catch_up()
-        finally:
-            container.close()
+        build_graph(base, graph_events(state))
         saved.write_text(json.dumps({"now_ms": now_ms, "graph": graph, "mean_posts": mean_posts}))
     return state, base
 
@@ -66,28 +54,11 @@ def _settled(data_dir: Path, seconds: float = 30.0) -> None:
 
 
 def _project_posts(state: Any, base: Path, run_dir: Path, strategy: str) -> dict[str, float]:
-    from infra.bootstrap import build_embedded
-    from infra.settings import Settings
-
     shutil.rmtree(run_dir, ignore_errors=True)
     _settled(base)
     shutil.copytree(base, run_dir)
-    with environment({"GLIMPSE_FEED_STRATEGY": strategy}):
-        container = build_embedded(Settings(data_dir=run_dir))
-    try:
-        posts = 0
-        for batch in batched(post_events(state), 5000):
-            container.log.append(batch)
-            posts += len(batch)
-        writes = FeedWrites()
-        assert container.projector is not None
-        container.projector.subscribe(writes)
-        started = time.perf_counter()
-        container.projector.catch_up()
-        seconds = time.perf_counter() - started
-    finally:
-        container.close()
-    return {"posts": posts, "seconds": seconds, "deliveries": writes.deliveries()}
+    built = build_posts(run_dir, post_events(state), {"GLIMPSE_FEED_STRATEGY": strategy})
+    return {"posts": built["posts"], "seconds": built["seconds_project"], "deliveries": built["fanout_deliveries"]}
 
 
 def _raw_inserts(run_dir: Path, rows: int) -> float:
