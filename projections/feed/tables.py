@@ -43,8 +43,9 @@ FEED_PULLED_POSTS = Table(
     values=("audience",),
     types={"audience": str},
 )
-# The authors who have pulled posts: few (celebrities), so one partition that every
-# page read scans.
+# The authors who have pulled posts (celebrities), in one partition: a page reads only
+# its head, and looks up the reader's followees in it when there are more
+# (`timelines.hybrid_feed`).
 FEED_PULLED_AUTHORS = Table("feed_pulled_authors", partition=("scope",), clustering=("author_id",))
 PULLED_SCOPE = 0
 

@@ -159,14 +159,39 @@ def visible_authors(read: ReadModel, user_id: int) -> list[int]:
     return [a for a in authors if a in exist]
 
 
-def _followed(read: ReadModel, user_id: int, celebrity_rows: Sequence[Row]) -> list[int]:
-    """Of these pulled authors, those whom the user follows (or is)."""
-    celebrities = [int(r["author_id"]) for r in celebrity_rows]
-    if not celebrities:
-        return []
-    keys = [{"follower_id": user_id, "followee_id": c} for c in celebrities if c != user_id]
-    followed = {int(r["followee_id"]) for r in read.get_many(FOLLOWING.name, keys)}
-    return [c for c in celebrities if c == user_id or c in followed]
+# How many rows of each side `hybrid_feed` reads in its first round: the viewer's followees
+# and the pulled (celebrity) authors. Both grow with the graph (a million users had 170
+# celebrities at a 1,000-follower threshold), so a page must not read either in full when
+# the other is small: it intersects from the side that came back complete.
+FOLLOWEES_PEEK = 256
+CELEBRITIES_PEEK = 16
+
+
+def _celebrity_scans(user_id: int) -> list[Scan]:
+    return [
+        Scan(FOLLOWING.name, {"follower_id": user_id}, limit=FOLLOWEES_PEEK + 1),
+        Scan(FEED_PULLED_AUTHORS.name, {"scope": PULLED_SCOPE}, limit=CELEBRITIES_PEEK + 1),
+    ]
+
+
+def _followed_celebrities(
+    read: ReadModel, user_id: int, following_rows: Sequence[Row], celebrity_rows: Sequence[Row]
+) -> list[int]:
+    """The pulled authors whom the user follows (or is), from the first `_celebrity_scans`
+    rows: a page costs about min(followees, celebrities) reads, not the celebrity count."""
+    if len(celebrity_rows) <= CELEBRITIES_PEEK:
+        celebrities = [int(r["author_id"]) for r in celebrity_rows]
+        if len(following_rows) <= FOLLOWEES_PEEK:
+            followees = {int(r["followee_id"]) for r in following_rows}
+        else:
+            keys = [{"follower_id": user_id, "followee_id": c} for c in celebrities if c != user_id]
+            followees = {int(r["followee_id"]) for r in read.get_many(FOLLOWING.name, keys)}
+        return [c for c in celebrities if c == user_id or c in followees]
+    if len(following_rows) > FOLLOWEES_PEEK:
+        following_rows = read.scan(FOLLOWING.name, {"follower_id": user_id})
+    authors = [user_id] + [int(r["followee_id"]) for r in following_rows]
+    keys = [{"scope": PULLED_SCOPE, "author_id": a} for a in authors]
+    return sorted(int(r["author_id"]) for r in read.get_many(FEED_PULLED_AUTHORS.name, keys))
 
 
 def pull_feed(read: ReadModel, user_id: int) -> Source:
@@ -182,12 +207,11 @@ def pull_feed(read: ReadModel, user_id: int) -> Source:
 def hybrid_feed(read: ReadModel, user_id: int) -> Source:
     """Pushed entries and followed celebrities' pulled posts above the durable feed's
     horizon; below it, the pull merge (which holds every post, pushed or not)."""
-    horizon_rows, celebrity_rows = scan_each(
-        read, [_horizon_scan(user_id), Scan(FEED_PULLED_AUTHORS.name, {"scope": PULLED_SCOPE})]
-    )
+    horizon_rows, following_rows, celebrity_rows = scan_each(read, [_horizon_scan(user_id), *_celebrity_scans(user_id)])
     horizon = _horizon(horizon_rows)
     top: list[Source] = [durable_feed(read, user_id, horizon)]
-    top += [pulled_posts(read, c, horizon) for c in _followed(read, user_id, celebrity_rows)]
+    celebrities = _followed_celebrities(read, user_id, following_rows, celebrity_rows)
+    top += [pulled_posts(read, c, horizon) for c in celebrities]
     deep: list[Source] = []  # built on first use: it reads the whole followee list
 
     def source(before: int | None, n: int) -> list[Entry]:
