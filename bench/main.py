@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--out", help=f"results folder (default {RESULTS})")
     parser.add_argument("--workdir", help="where data dirs and process logs go (default: a temporary folder)")
+    parser.add_argument(
+        "--keep-states",
+        action="store_true",
+        help="embedded: keep each strategy's built state in --workdir and reuse it in later runs (bench/kept_states.py)",
+    )
     parser.add_argument("--render", metavar="JSON", help="only rewrite the Markdown and plots of a results JSON")
     parser.add_argument(
         "--nice",
@@ -96,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         profile.baselines = False
     out = Path(args.out) if args.out else RESULTS
     keep = args.workdir is not None
+    if args.keep_states and not keep:
+        raise SystemExit("--keep-states needs --workdir: the states are kept there")
     workdir = Path(args.workdir) if keep else Path(tempfile.mkdtemp(prefix="glimpse-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -104,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         def partial(so_far: dict[str, object]) -> None:
             write(so_far | {"partial": True}, out, stem, with_plots=False)
 
-        result = Run(profile, args.mode, workdir).execute(after_graph=partial)
+        result = Run(profile, args.mode, workdir, keep_states=args.keep_states).execute(after_graph=partial)
         result["machine"]["niceness"] = niceness
     finally:
         if not keep:

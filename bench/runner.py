@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, build_embedded, build_scale, graphs, loadgen, processes
+from bench.kept_states import KeptStates, fingerprint
 from bench.profiles import Profile
 from bench.state import State, graph_events, plan, post_events
 from bench.stats import ratio
@@ -170,8 +171,11 @@ def serve_bare(stack: ExitStack, env: dict[str, str], log_path: Path) -> tuple[s
 
 
 class Run:
-    def __init__(self, profile: Profile, mode: str, workdir: Path, graphs_: list[str] | None = None) -> None:
+    def __init__(
+        self, profile: Profile, mode: str, workdir: Path, graphs_: list[str] | None = None, keep_states: bool = False
+    ) -> None:
         self.profile = profile
+        self.keep_states = keep_states and mode == "embedded"  # bench/kept_states.py
         self.mode = mode
         self.workdir = workdir
         self.graph_names = graphs_ or profile.graphs
@@ -229,7 +233,10 @@ class Run:
         log(f"{self.mode}: graph {name}")
         graph = graphs.by_name(name, mean_following=p.mean_following)
         t0 = time.monotonic()
-        state = plan(graph, p.mean_posts)
+        kept: KeptStates | None = None
+        if self.keep_states:
+            kept = KeptStates(self.workdir / f"{graph.name}-kept", fingerprint(graph, p), time.time_ns() // 1_000_000)
+        state = plan(graph, p.mean_posts, now_ms=kept.now_ms if kept is not None else None)
         active = graphs.active_sample(graph.users, p.active_share)
         tokens = tokens_for(state, active)
         out: dict[str, Any] = {
@@ -242,7 +249,8 @@ class Run:
             "strategies": {},
         }
         base_dir: Path | None = None
-        if self.mode == "embedded":
+        to_build = [s for s in p.strategies if kept is None or kept.build(s) is None]
+        if self.mode == "embedded" and to_build:
             base_dir = self.workdir / f"{graph.name}-base"
             log(
                 f"  projecting the graph ({state.counts['events'] - state.counts['posts']} events) once for every strategy"
@@ -254,13 +262,13 @@ class Run:
             )["graph"]
         builds: dict[str, dict[str, Any]] = {}
         if base_dir is not None and p.parallel_builds > 1:
-            log(f"  building {len(p.strategies)} strategies, {p.parallel_builds} at a time")
+            log(f"  building {len(to_build)} strategies, {p.parallel_builds} at a time")
             builds = in_children(
                 {
                     s: partial(
-                        self.embedded_build, graph.name, s, state, base_dir, loadgen.DsbMix(state, active, tokens)
+                        self.embedded_build, graph.name, s, state, base_dir, loadgen.DsbMix(state, active, tokens), kept
                     )
-                    for s in p.strategies
+                    for s in to_build
                 },
                 p.parallel_builds,
             )
@@ -269,9 +277,8 @@ class Run:
             mix = loadgen.DsbMix(state, active, tokens)
             log(f"  strategy {strategy}")
             if self.mode == "embedded":
-                assert base_dir is not None
-                build = builds.get(strategy) or self.embedded_build(graph.name, strategy, state, base_dir, mix)
-                row = self.embedded_strategy(graph.name, strategy, state, build, mix, bare=i == 0)
+                build = builds.get(strategy) or self.embedded_build(graph.name, strategy, state, base_dir, mix, kept)
+                row = self.embedded_strategy(graph.name, strategy, state, build, mix, bare=i == 0, kept=kept)
             else:
                 row = self.scale_strategy(graph.name, strategy, state, mix, bare=i == 0)
             if "bare_route" in row:
@@ -283,10 +290,22 @@ class Run:
         return out
 
     def embedded_build(
-        self, graph: str, strategy: str, state: State, base_dir: Path, mix: loadgen.DsbMix
+        self,
+        graph: str,
+        strategy: str,
+        state: State,
+        base_dir: Path | None,
+        mix: loadgen.DsbMix,
+        kept: KeptStates | None = None,
     ) -> dict[str, Any]:
-        """A copy of the graph's state, its active users made active, then the posts projected."""
-        data_dir = self.workdir / f"{graph}-{strategy}"
+        """A copy of the graph's state, its active users made active, then the posts projected
+        (or the kept state's build, if there is one)."""
+        saved = kept.build(strategy) if kept is not None else None
+        if kept is not None and saved is not None:
+            log(f"    {strategy}: the kept state in {kept.data_dir(strategy)}, built {saved['seconds_project']:.0f} s")
+            return saved | {"kept_state": str(kept.data_dir(strategy))}
+        assert base_dir is not None
+        data_dir = kept.data_dir(strategy) if kept is not None else self.workdir / f"{graph}-{strategy}"
         shutil.rmtree(data_dir, ignore_errors=True)
         shutil.copytree(base_dir, data_dir)
         feed_env = self.profile.feed.env(strategy)
@@ -304,6 +323,8 @@ class Run:
             f"    {strategy}: projected in {build['seconds_project']:.1f} s "
             f"({build['fanout_deliveries_per_second']:,.0f} deliveries/s)"
         )
+        if kept is not None:
+            kept.save(strategy, build)
         return build
 
     def embedded_strategy(
@@ -314,9 +335,13 @@ class Run:
         build: dict[str, Any],
         mix: loadgen.DsbMix,
         bare: bool,
+        kept: KeptStates | None = None,
     ) -> dict[str, Any]:
         p = self.profile
         data_dir = self.workdir / f"{graph}-{strategy}"
+        if kept is not None:  # the run's posts must not change the kept state
+            shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.copytree(kept.data_dir(strategy), data_dir)
         feed_env = p.feed.env(strategy)
         env = processes.base_env(data_dir, feed_env)
         row: dict[str, Any] = {"build": build}

@@ -140,3 +140,37 @@ def test_the_fanout_timer_measures_a_tiny_graph_and_keeps_its_state(tmp_path: Pa
     assert json.loads(out.read_text())["deliveries"] == first["deliveries"]
     with pytest.raises(SystemExit, match="holds the state"):
         fanout_time.main([*args[:1], "synthetic-200", *args[2:]])
+
+
+def test_kept_states_are_reused_unchanged_and_rebuilt_when_settings_change(tmp_path: Path) -> None:
+    def bench(*extra: str) -> dict[str, Any]:
+        args = [sys.executable, "-m", "infra.cli", "bench", "--profile", "tiny", "--graphs", "synthetic-150"]
+        args += ["--strategies", "hybrid", "--duration", "1", "--warmup", "0.2", "--no-baselines", "--no-plots"]
+        args += ["--out", str(tmp_path), "--workdir", str(tmp_path / "work"), "--keep-states", *extra]
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        (graph,) = json.loads((tmp_path / "feed_embedded_tiny.json").read_text())["graphs"]
+        return graph
+
+    def kept_events() -> int:
+        import sqlite3
+
+        conn = sqlite3.connect(tmp_path / "work" / "synthetic-150-kept" / "hybrid" / "events.db")
+        try:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+
+    first = bench()
+    built = first["strategies"]["hybrid"]["build"]
+    assert "kept_state" not in built and "graph_build" in first
+    events = kept_events()
+    second = bench()
+    reused = second["strategies"]["hybrid"]["build"]
+    assert reused["kept_state"].endswith("hybrid") and "graph_build" not in second  # nothing was built
+    assert reused["fanout_deliveries"] == built["fanout_deliveries"]  # the build's own figures
+    assert second["state"] == first["state"]  # the same plan: the kept events are the run's events
+    assert second["strategies"]["hybrid"]["load"]["errors"] == 0
+    assert kept_events() == events  # the run's new posts went into a copy
+    third = bench("--celebrity-threshold", "3")
+    assert "kept_state" not in third["strategies"]["hybrid"]["build"]  # other settings: built again
