@@ -70,3 +70,20 @@ def test_time_sortable_ids_spread_over_the_redis_buckets() -> None:
     buckets = {bucket_of(ids()) for _ in range(2000)}
     assert len(buckets) == 64
     assert all(0 <= b < 64 for b in buckets)
+
+
+def test_sqlite_skips_writing_a_mark_that_is_there_already(tmp_path: Path) -> None:
+    """At a million users each rewritten mark dirtied a page of its own for the commit."""
+    conn = connect(tmp_path / "readmodels.db")
+    store = SqliteActivityStore(conn)
+    store.record_read(2, 1_000)
+    store.clear_missed(2)
+    assert store.active_among([1, 2], since_ms=10**9) == []  # both skipped: 1 never read, 2 long ago
+    writes = conn.total_changes
+    assert store.active_among([1, 2], since_ms=10**9) == []
+    assert conn.total_changes == writes  # marked already: nothing written
+    store.clear_missed(2)
+    assert store.active_among([1, 2], since_ms=10**9) == []
+    assert conn.total_changes == writes + 2  # the clear, and 2's new mark
+    assert store.record_read(2, 2_000) is True
+    conn.close()
