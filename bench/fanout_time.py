@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import graphs
-from bench.build_embedded import build_graph, build_posts
+from bench.build_embedded import build_graph, build_posts, settled
 from bench.state import graph_events, plan, post_events
 from infra.storage.sqlite_eventlog import CACHE_KIB
 
@@ -43,19 +43,9 @@ def _state(workdir: Path, graph: str, mean_posts: float) -> tuple[Any, Path]:
     return state, base
 
 
-def _settled(data_dir: Path, seconds: float = 30.0) -> None:
-    """Wait until the data dir's WAL files are gone: the checkpoint thread closes its own
-    connections a moment after the container's, and the last close folds the WAL in."""
-    deadline = time.monotonic() + seconds
-    while any(data_dir.glob("*-wal")):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{data_dir}: WAL files still there after {seconds} s")
-        time.sleep(0.05)
-
-
 def _project_posts(state: Any, base: Path, run_dir: Path, strategy: str) -> dict[str, float]:
     shutil.rmtree(run_dir, ignore_errors=True)
-    _settled(base)
+    settled(base)
     shutil.copytree(base, run_dir)
     built = build_posts(run_dir, post_events(state), {"GLIMPSE_FEED_STRATEGY": strategy})
     return {"posts": built["posts"], "seconds": built["seconds_project"], "deliveries": built["fanout_deliveries"]}

@@ -341,7 +341,7 @@ class Run:
         data_dir = self.workdir / f"{graph}-{strategy}"
         if kept is not None:  # the run's posts must not change the kept state
             shutil.rmtree(data_dir, ignore_errors=True)
-            shutil.copytree(kept.data_dir(strategy), data_dir)
+            build_embedded.copy_state(kept.data_dir(strategy), data_dir)
         feed_env = p.feed.env(strategy)
         env = processes.base_env(data_dir, feed_env)
         row: dict[str, Any] = {"build": build}
