@@ -127,16 +127,6 @@ def build_posts(data_dir: Path, posts: Iterable[Event], env: dict[str, str]) -> 
     }
 
 
-def settled(data_dir: Path, seconds: float = 30.0) -> None:
-    """Wait until the data dir's WAL files are gone: the checkpoint thread closes its own
-    connections a moment after the container's, and the last close folds the WAL in."""
-    deadline = time.monotonic() + seconds
-    while any(data_dir.glob("*-wal")):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{data_dir}: WAL files still there after {seconds} s")
-        time.sleep(0.05)
-
-
 def copy_state(src: Path, dst: Path) -> None:
     """Copy a data dir that no process writes, but whose WAL files a closing connection may
     still fold in and delete: each database is checkpointed into its main file first, so a

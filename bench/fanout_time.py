@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import graphs
-from bench.build_embedded import build_graph, build_posts, settled
+from bench.build_embedded import build_graph, build_posts, copy_state
 from bench.state import graph_events, plan, post_events
 from infra.storage.sqlite_eventlog import CACHE_KIB
 
@@ -45,8 +45,7 @@ def _state(workdir: Path, graph: str, mean_posts: float) -> tuple[Any, Path]:
 
 def _project_posts(state: Any, base: Path, run_dir: Path, strategy: str) -> dict[str, float]:
     shutil.rmtree(run_dir, ignore_errors=True)
-    settled(base)
-    shutil.copytree(base, run_dir)
+    copy_state(base, run_dir)
     built = build_posts(run_dir, post_events(state), {"GLIMPSE_FEED_STRATEGY": strategy})
     return {"posts": built["posts"], "seconds": built["seconds_project"], "deliveries": built["fanout_deliveries"]}
 
