@@ -59,6 +59,16 @@ class Proc:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def disk_read_bytes(self) -> int:
+        """Bytes the process had read from storage (page-cache misses, not every read call)."""
+        try:
+            for line in Path(f"/proc/{self.pid}/io").read_text().splitlines():
+                if line.startswith("read_bytes:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
     def tail(self, chars: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
@@ -104,16 +114,20 @@ def serve(
 
 
 class CpuWindow:
-    """CPU seconds of some processes over a stretch of wall time."""
+    """CPU seconds, and bytes read from storage, of some processes over a stretch of wall time."""
 
     def __init__(self, procs: dict[str, Proc]) -> None:
         self.procs = procs
         self.start = {name: p.cpu_seconds() for name, p in procs.items()}
+        self.start_read = {name: p.disk_read_bytes() for name, p in procs.items()}
         self.t0 = time.monotonic()
 
     def percent(self) -> dict[str, float]:
         wall = max(1e-9, time.monotonic() - self.t0)
         return {name: round(100 * (p.cpu_seconds() - self.start[name]) / wall, 1) for name, p in self.procs.items()}
+
+    def disk_read_kib(self) -> dict[str, float]:
+        return {name: (p.disk_read_bytes() - self.start_read[name]) / 1024 for name, p in self.procs.items()}
 
 
 def set_priority(nice: int) -> int:

@@ -190,6 +190,12 @@ def graph_table(graph: dict[str, Any]) -> list[str]:
         ),
     )
     row(
+        "storage reads, KiB per request (server / worker)",
+        lambda r: " / ".join(
+            _fmt((r["load"].get("disk_read_kib_per_request") or {}).get(k), 1) for k in ("server", "worker")
+        ),
+    )
+    row(
         "generator lag p99 (ms) / GC max pause (ms)",
         lambda r: f"{_fmt(r['load']['generator_lag_ms']['p99'])} / {_fmt(r['load']['generator_gc']['max_ms'])}",
     )

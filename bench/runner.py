@@ -117,6 +117,10 @@ def run_mix(
     result = loadgen.report(measured, config.duration, config.rate)
     result["freshness_metric"] = histogram_window(histograms.get("before"), freshness_histogram(base))
     result["cpu_percent_of_one_core"] = {"generator": generator["cpu_percent_of_one_core"], **window["cpu"].percent()}
+    # What a request cost in storage reads: at a million users a page's rows are mostly on
+    # pages no earlier request read, so this is where its extra time goes (bench/README.md).
+    served = max(1, result["requests"] + measured.probe_requests)
+    result["disk_read_kib_per_request"] = {k: round(v / served, 1) for k, v in window["cpu"].disk_read_kib().items()}
     result["generator_gc"] = {"pauses": generator["gc_pauses"], "max_ms": generator["gc_pause_ms_max"]}
     return result, measured
 

@@ -78,6 +78,7 @@ def test_tiny_run_reports_every_field(smoke: tuple[dict[str, Any], Path]) -> Non
             assert _has(load, "freshness_ms", key) is not None
         for key in ("generator", "server"):
             assert _has(load, "cpu_percent_of_one_core", key) is not None
+        assert _has(load, "disk_read_kib_per_request", "server") >= 0
         _has(load, "generator_lag_ms", "p99")
         assert _has(row, "fanout", "deliveries_per_second") is not None
         for key in ("feed_entries_per_post", "durable_feed_entries_per_post", "cache_entries_per_post"):
