@@ -4,6 +4,12 @@
   sets, 1,000 commands per round trip, from one Python client: what the fan-out's
   Redis half could do at best from the same language. `redis-benchmark` on the same
   command is reported beside it when the binary is installed (C client, 16 clients).
+- `durable_insert_rate`: feed-shaped rows (user, post, author) written by one Python
+  client into the durable store the fan-out writes, with nothing else around them:
+  SQLite (embedded; one `executemany` per 1,000 rows in one transaction, the read
+  models' settings) or Cassandra (scale; the read models' driver session, prepared
+  INSERTs 128 in flight, and unlogged batches of 20 rows). A delivery writes two such
+  rows, so fan-out deliveries/s can reach at most half of it.
 - `kafka_latency`: produce -> consume latency of single small messages at a modest
   rate with the event log's producer settings (acks=all, idempotent, no linger).
 - The bare FastAPI route over the same feed reads is in bench/bare_app.py and is
@@ -87,6 +93,90 @@ def redis_benchmark_zadd(redis_url: str, total: int = 200_000) -> dict[str, Any]
         if rps is None
         else {"method": "redis-benchmark -P 100 -c 16, ZADD into 10,000 keys", "zadd_per_second": rps}
     )
+
+
+FEED_SHAPED_USERS = 10_000
+
+
+def _feed_rows(total: int) -> list[tuple[int, int, int]]:
+    return [(i % FEED_SHAPED_USERS, i, i % 977) for i in range(total)]
+
+
+def sqlite_insert_rate(total: int = 500_000) -> dict[str, Any]:
+    import sqlite3
+    import tempfile
+
+    from infra.storage.sqlite_eventlog import CACHE_KIB
+
+    with tempfile.TemporaryDirectory() as folder:
+        conn = sqlite3.connect(f"{folder}/raw.db", isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            conn.execute(
+                "CREATE TABLE feed (user_id INTEGER, post_id INTEGER, author_id INTEGER, "
+                "PRIMARY KEY (user_id, post_id)) WITHOUT ROWID"
+            )
+            rows = _feed_rows(total)
+            start = time.perf_counter()
+            conn.execute("BEGIN")
+            for at in range(0, total, 1000):
+                conn.executemany("INSERT OR REPLACE INTO feed VALUES (?, ?, ?)", rows[at : at + 1000])
+            conn.execute("COMMIT")
+            seconds = time.perf_counter() - start
+        finally:
+            conn.close()
+    return {
+        "method": "SQLite, one executemany per 1,000 feed rows, one transaction, WAL, synchronous=NORMAL",
+        "rows_per_second": round(total / seconds, 1),
+    }
+
+
+def cassandra_insert_rate(session: Any, total: int = 60_000, per_batch: int = 20) -> dict[str, Any]:
+    """`session`: infra.cassandra.session.connect's (the worker's settings); a keyspace of its own."""
+    from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+    from cassandra.query import BatchStatement, BatchType
+
+    keyspace = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    try:
+        session.execute(
+            f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        )
+        session.execute(
+            f"CREATE TABLE {keyspace}.feed (user_id bigint, post_id bigint, author_id bigint, "
+            "PRIMARY KEY (user_id, post_id))"
+        )
+        insert = session.prepare(f"INSERT INTO {keyspace}.feed (user_id, post_id, author_id) VALUES (?, ?, ?)")
+        rows = _feed_rows(total)
+        start = time.perf_counter()
+        execute_concurrent_with_args(session, insert, rows, concurrency=128, raise_on_first_error=True)
+        single = total / (time.perf_counter() - start)
+
+        def batch(chunk: list[tuple[int, int, int]]) -> BatchStatement:
+            b = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for row in chunk:
+                b.add(insert, (row[0], row[1] + total, row[2]))  # new rows, not the same ones again
+            return b
+
+        by_user = sorted(rows)  # a batch holds a few partitions' rows, as the worker's do
+        start = time.perf_counter()
+        batches = [(batch(by_user[at : at + per_batch]), None) for at in range(0, total, per_batch)]
+        execute_concurrent(session, batches, concurrency=128, raise_on_first_error=True)
+        batched = total / (time.perf_counter() - start)
+        written = session.execute(f"SELECT COUNT(*) FROM {keyspace}.feed").one()[0]
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+    return {
+        "method": (
+            "Cassandra, the read models' driver session, one Python client: prepared INSERTs 128 in flight, "
+            f"then unlogged batches of {per_batch} rows sorted by partition"
+        ),
+        "rows_written": written,
+        "rows_per_second_single": round(single, 1),
+        "rows_per_second_batched": round(batched, 1),
+        "rows_per_second": round(max(single, batched), 1),
+    }
 
 
 async def _kafka_latency(bootstrap: str, messages: int, rate: float) -> dict[str, Any]:

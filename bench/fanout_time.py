@@ -7,8 +7,8 @@ Builds the graph's state once (bench/state.py, the projector as live; kept in
 repetition copies it, appends the posts and times the projector's `catch_up` over them
 (bench/build_embedded.py: deliveries are the feed projection's FEED puts). The raw
 baseline, in the same run: that many (user, post, author) rows inserted with one
-`executemany` per 1,000 into a fresh SQLite table with the read models' settings, the
-floor of one row per delivery. Prints the median of each and their ratio, and writes
+`executemany` per 1,000 into a fresh SQLite table with the read models' settings
+(`baselines.sqlite_insert_rate`), the floor of one row per delivery. Prints the median of each and their ratio, and writes
 JSON (`--out`). To compare two versions of the code, run it from each checkout with
 its own `--workdir` (a state built by one feed version is rebuilt by another).
 """
@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sqlite3
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import graphs
+from bench.baselines import sqlite_insert_rate
 from bench.build_embedded import build_graph, build_posts, copy_state
 from bench.state import graph_events, plan, post_events
-from infra.storage.sqlite_eventlog import CACHE_KIB
 
 
 def _state(workdir: Path, graph: str, mean_posts: float) -> tuple[Any, Path]:
@@ -50,33 +49,6 @@ def _project_posts(state: Any, base: Path, run_dir: Path, strategy: str) -> dict
     return {"posts": built["posts"], "seconds": built["seconds_project"], "deliveries": built["fanout_deliveries"]}
 
 
-def _raw_inserts(run_dir: Path, rows: int) -> float:
-    """Seconds to insert `rows` feed-shaped rows, 1,000 per executemany, one transaction."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    conn = sqlite3.connect(run_dir / "raw.db", isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        conn.execute(
-            "CREATE TABLE feed (user_id INTEGER, post_id INTEGER, author_id INTEGER, "
-            "PRIMARY KEY (user_id, post_id)) WITHOUT ROWID"
-        )
-        users = 10_000
-        started = time.perf_counter()
-        conn.execute("BEGIN")
-        for start in range(0, rows, 1000):
-            conn.executemany(
-                "INSERT OR REPLACE INTO feed VALUES (?, ?, ?)",
-                [(i % users, i, i % 977) for i in range(start, min(rows, start + 1000))],
-            )
-        conn.execute("COMMIT")
-        return time.perf_counter() - started
-    finally:
-        conn.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--graph", default="synthetic-10k")
@@ -93,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.reps):
         run = _project_posts(state, base, workdir / "run", args.strategy)
         runs.append(run)
-        raws.append(_raw_inserts(workdir / "raw", int(run["deliveries"])))
+        raws.append(int(run["deliveries"]) / sqlite_insert_rate(int(run["deliveries"]))["rows_per_second"])
     seconds = statistics.median(r["seconds"] for r in runs)
     raw = statistics.median(raws)
     deliveries = runs[0]["deliveries"]

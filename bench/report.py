@@ -90,6 +90,12 @@ def markdown(result: dict[str, Any]) -> str:
     rb = zadd.get("redis_benchmark") or {}
     if rb:
         lines.append(f"- redis-benchmark ZADD: {_fmt(rb.get('zadd_per_second'), 0)}/s ({rb.get('method')})")
+    inserts = base.get("durable_inserts") or {}
+    if inserts:
+        lines.append(
+            f"- raw feed-row inserts into the durable store: {_fmt(inserts.get('rows_per_second'), 0)}/s "
+            f"({inserts.get('method')})"
+        )
     lines.append(f"- Kafka produce -> consume: p50 {_fmt(kafka.get('p50'), 2)} ms, p99 {_fmt(kafka.get('p99'), 2)} ms")
     lines.append("")
     for graph in result["graphs"]:
@@ -183,6 +189,7 @@ def graph_table(graph: dict[str, Any]) -> list[str]:
     )
     row("home feed p99 / bare route p99", lambda r: _fmt(r["targets"]["home_feed_p99_over_bare_p99"], 2))
     row("fan-out / raw ZADD", lambda r: _fmt(r["targets"]["fanout_over_zadd"], 3))
+    row("fan-out / raw durable row inserts", lambda r: _fmt(r["targets"].get("fanout_over_raw_inserts"), 3))
     row(
         "CPU % of a core (server / worker / generator)",
         lambda r: " / ".join(

@@ -211,8 +211,9 @@ class Run:
             "graphs": [],
         }
         zadd = (result["baselines"].get("redis_zadd") or {}).get("zadd_per_second")
+        inserts = (result["baselines"].get("durable_inserts") or {}).get("rows_per_second")
         for name in self.graph_names:
-            result["graphs"].append(self.one_graph(name, zadd))
+            result["graphs"].append(self.one_graph(name, zadd, inserts))
             result["seconds"] = round(time.monotonic() - started, 1)
             after_graph(result)
         result["seconds"] = round(time.monotonic() - started, 1)
@@ -220,9 +221,21 @@ class Run:
         return result
 
     def baselines(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"redis_zadd": None, "kafka_produce_consume": None}
+        out: dict[str, Any] = {"redis_zadd": None, "kafka_produce_consume": None, "durable_inserts": None}
         if not self.profile.baselines:
             return out
+        log(f"baseline: raw feed-row inserts into {'Cassandra' if self.mode == 'scale' else 'SQLite'}")
+        if self.mode == "scale":
+            from infra.cassandra.session import connect
+            from infra.settings import Settings
+
+            session = connect(Settings(), request_timeout=60)
+            try:
+                out["durable_inserts"] = baselines.cassandra_insert_rate(session)
+            finally:
+                session.cluster.shutdown()
+        else:
+            out["durable_inserts"] = baselines.sqlite_insert_rate()
         redis_url = os.environ.get("GLIMPSE_REDIS_URL")
         if redis_url:
             log("baseline: pipelined ZADD")
@@ -232,7 +245,7 @@ class Run:
             out["kafka_produce_consume"] = baselines.kafka_latency(os.environ["GLIMPSE_KAFKA_BOOTSTRAP"])
         return out
 
-    def one_graph(self, name: str, zadd: float | None) -> dict[str, Any]:
+    def one_graph(self, name: str, zadd: float | None, inserts: float | None) -> dict[str, Any]:
         p = self.profile
         log(f"{self.mode}: graph {name}")
         graph = graphs.by_name(name, mean_following=p.mean_following)
@@ -290,7 +303,7 @@ class Run:
             out["strategies"][strategy] = row
         if base_dir is not None:
             shutil.rmtree(base_dir, ignore_errors=True)
-        self.ratios(out, zadd)
+        self.ratios(out, zadd, inserts)
         return out
 
     def embedded_build(
@@ -504,7 +517,7 @@ class Run:
                 row["cleanup_problems"] = problems
         return row
 
-    def ratios(self, out: dict[str, Any], zadd: float | None) -> None:
+    def ratios(self, out: dict[str, Any], zadd: float | None, inserts: float | None) -> None:
         bare = out.get("bare_route", {}).get("latency_ms", {})
         for row in out["strategies"].values():
             feed = row["load"]["operations"]["home_feed"]["latency_ms"]
@@ -512,6 +525,7 @@ class Run:
                 "home_feed_p99_over_bare_p99": ratio(feed.get("p99"), bare.get("p99")),
                 "freshness_p99_ms": row["load"]["freshness_ms"].get("p99"),
                 "fanout_over_zadd": ratio(row["fanout"]["deliveries_per_second"], zadd),
+                "fanout_over_raw_inserts": ratio(row["fanout"]["deliveries_per_second"], inserts),
                 "throughput_per_second": row["load"]["throughput_per_second"],
                 "p99_ms_all_operations": max((o["latency_ms"]["p99"] or 0) for o in row["load"]["operations"].values()),
                 "redis_bytes_per_feed_entry": (row.get("redis_bytes_per_feed_entry") or {}).get("bytes_per_entry"),

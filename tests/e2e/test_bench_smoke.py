@@ -55,6 +55,7 @@ def test_tiny_run_reports_every_field(smoke: tuple[dict[str, Any], Path]) -> Non
         _has(result, key)
     _has(result, "baselines", "redis_zadd")
     _has(result, "baselines", "kafka_produce_consume")
+    _has(result, "baselines", "durable_inserts")
     (graph,) = result["graphs"]
     for key in ("users", "follows", "max_followers", "celebrities"):
         _has(graph, "shape", key)

@@ -95,3 +95,11 @@ def test_set_add_with_counter_throughput(rm: CassandraReadModel) -> None:
     again = timed(rm, [spread])
     report("the same 1k SetAdd+counter redelivered", again, 1000)
     assert counter_of(rm, 1_000_000) == 10
+
+
+def test_the_bench_baseline_of_raw_inserts_writes_every_row(session: Any) -> None:  # noqa: F811
+    from bench.baselines import cassandra_insert_rate
+
+    result = cassandra_insert_rate(session, total=400, per_batch=20)
+    assert result["rows_written"] == 800  # each way wrote its own rows
+    assert result["rows_per_second"] == max(result["rows_per_second_single"], result["rows_per_second_batched"]) > 0
