@@ -4,8 +4,9 @@
   sets, 1,000 commands per round trip, from one Python client: what the fan-out's
   Redis half could do at best from the same language. `redis-benchmark` on the same
   command is reported beside it when the binary is installed (C client, 16 clients).
-- `durable_insert_rate`: feed-shaped rows (user, post, author) written by one Python
-  client into the durable store the fan-out writes, with nothing else around them:
+- `sqlite_insert_rate`, `cassandra_insert_rate`: feed-shaped rows (user, post,
+  author) written by one Python client into the durable store the fan-out writes,
+  with nothing else around them:
   SQLite (embedded; one `executemany` per 1,000 rows in one transaction, the read
   models' settings) or Cassandra (scale; the read models' driver session, prepared
   INSERTs 128 in flight, and unlogged batches of 20 rows). A delivery writes two such
